@@ -1,0 +1,125 @@
+"""Viewer sessions: hidden tastes and patience, and what the platform has logged of them.
+
+One slot per concurrent session. Hidden: true interests (drifting toward what is
+watched), patience, gift propensity. Logged and observable: an interest profile built from
+watch history, recent topic exposure (which also tires the viewer), follows, per-streamer
+watched minutes, the stream watched now, and this session's counters. When a session ends
+the viewer comes back (same slot, same history) or a new viewer with no history arrives.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from liveq.sim.config import LiveStreamConfig
+from liveq.sim.streamers import MINUTES_PER_DAY, unit_rows
+
+VIEWER_FEATURES = ("tod_sin", "tod_cos", "session_step", "session_minutes", "last_click",
+                   "last_watch", "follows", "is_new", "days", "current_live")
+
+
+class Viewers:
+    """State of `n` concurrent viewer sessions."""
+
+    def __init__(self, cfg: LiveStreamConfig, n: int, rng: np.random.Generator):
+        self.cfg, self.n = cfg, n
+        d = cfg.topic_dim
+        self.interest = np.zeros((n, d), dtype=np.float32)
+        self.profile = np.zeros((n, d), dtype=np.float32)
+        self.recent = np.zeros((n, d), dtype=np.float32)
+        self.gift_propensity = np.zeros(n, dtype=np.float32)
+        self.follows = np.full((n, cfg.max_follows), -1, dtype=np.int64)
+        self.hist_ids = np.full((n, cfg.history_slots), -1, dtype=np.int64)
+        self.hist_minutes = np.zeros((n, cfg.history_slots), dtype=np.float32)
+        self.days = np.zeros(n, dtype=np.int64)
+        self.current = np.full(n, -1, dtype=np.int64)
+        self.patience = np.zeros(n, dtype=np.float32)
+        self.step = np.zeros(n, dtype=np.int64)
+        self.minutes = np.zeros(n, dtype=np.float32)
+        self.sat_sum = np.zeros(n, dtype=np.float32)
+        self.clicks = np.zeros(n, dtype=np.float32)
+        self.last_click = np.zeros(n, dtype=np.float32)
+        self.last_watch = np.zeros(n, dtype=np.float32)
+        self.will_return = np.zeros(n, dtype=bool)
+        slots = np.arange(n)
+        self.new_viewers(slots, rng)
+        self.start_sessions(slots, rng)
+
+    def new_viewers(self, slots: np.ndarray, rng: np.random.Generator) -> None:
+        """Replace the viewers in `slots` with newcomers: no profile, follows or history."""
+        m, d = len(slots), self.cfg.topic_dim
+        self.interest[slots] = unit_rows(rng.normal(size=(m, d))).astype(np.float32)
+        self.profile[slots] = 0.0
+        self.gift_propensity[slots] = rng.lognormal(-0.5, 1.0, size=m)
+        self.follows[slots] = -1
+        self.hist_ids[slots] = -1
+        self.hist_minutes[slots] = 0.0
+        self.days[slots] = 0
+
+    def start_sessions(self, slots: np.ndarray, rng: np.random.Generator) -> None:
+        cfg = self.cfg
+        self.patience[slots] = rng.uniform(cfg.patience_min, cfg.patience_max, size=len(slots))
+        self.recent[slots] = 0.0
+        self.current[slots] = -1
+        for counter in (self.step, self.minutes, self.sat_sum, self.clicks,
+                        self.last_click, self.last_watch):
+            counter[slots] = 0
+
+    def next_sessions(self, slots: np.ndarray, rng: np.random.Generator) -> None:
+        """Start the next session in `slots`: the same viewer if they return, else a new one."""
+        back = self.will_return[slots]
+        self.days[slots[back]] += 1
+        self.new_viewers(slots[~back], rng)
+        self.start_sessions(slots, rng)
+
+    def followed(self, ids: np.ndarray) -> np.ndarray:
+        """`(n, K)` bool: candidate `ids (n, K)` is on the viewer's follow list."""
+        found = np.zeros(ids.shape, dtype=bool)
+        for col in self.follows.T:  # a loop over a few columns beats a 3-D broadcast
+            if (col >= 0).any():
+                found |= ids == col[:, None]
+        return found & (ids >= 0)
+
+    def history_minutes(self, ids: np.ndarray) -> np.ndarray:
+        """`(n, K)` minutes the viewer has watched each candidate before."""
+        total = np.zeros(ids.shape, dtype=np.float32)
+        for col, minutes in zip(self.hist_ids.T, self.hist_minutes.T, strict=True):
+            if (col >= 0).any():
+                total += (ids == col[:, None]) * minutes[:, None]
+        return total
+
+    def add_follow(self, rows: np.ndarray, ids: np.ndarray) -> None:
+        """Append follows, dropping the oldest when the list is full; skips existing ones."""
+        fresh = ~(self.follows[rows] == ids[:, None]).any(axis=1)
+        rows, ids = rows[fresh], ids[fresh]
+        self.follows[rows, :-1] = self.follows[rows, 1:]
+        self.follows[rows, -1] = ids
+
+    def add_history(self, rows: np.ndarray, ids: np.ndarray, minutes: np.ndarray) -> None:
+        """Add watched minutes; a streamer not yet remembered replaces the least-watched one."""
+        hit = self.hist_ids[rows] == ids[:, None]
+        known = hit.any(axis=1)
+        col = np.where(known, hit.argmax(axis=1), self.hist_minutes[rows].argmin(axis=1))
+        self.hist_minutes[rows[~known], col[~known]] = 0.0
+        self.hist_ids[rows, col] = ids
+        self.hist_minutes[rows, col] += minutes
+
+    def feature_matrix(self, clock: int, current_live: np.ndarray) -> np.ndarray:
+        """`(n, 2 * topic_dim + 10)` float32: profile, recent exposure, VIEWER_FEATURES."""
+        angle = 2 * np.pi * (clock % MINUTES_PER_DAY) / MINUTES_PER_DAY
+        ones = np.ones(self.n, dtype=np.float32)
+        extra = np.stack([
+            np.sin(angle) * ones, np.cos(angle) * ones,
+            self.step / self.cfg.max_session_steps, np.log1p(self.minutes) / 5.0,
+            self.last_click, self.last_watch,
+            (self.follows >= 0).sum(axis=1) / self.cfg.max_follows,
+            self.days == 0, np.log1p(self.days) / 3.0, current_live,
+        ], axis=1).astype(np.float32)
+        return np.concatenate([self.profile, self.recent, extra], axis=1)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {k: v.copy() for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        for key, value in state.items():
+            setattr(self, key, np.array(value, dtype=getattr(self, key).dtype))

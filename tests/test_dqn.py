@@ -1,0 +1,250 @@
+"""DQN: the math against hand numbers, masking, spaces, seeding and state."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from liveq.agents.dqn import (
+    DQNAgent,
+    DQNConfig,
+    epsilon_greedy_propensities,
+    linear_epsilon,
+    td_target,
+)
+from liveq.config import ConfigError, from_dict
+from liveq.replay import ReplayBatch
+
+K = 5
+DICT_SPACE = gym.spaces.Dict({
+    "viewer": gym.spaces.Box(-1.0, 1.0, (3,), np.float32),
+    "candidates": gym.spaces.Box(-5.0, 5.0, (K, 4), np.float32),
+    "mask": gym.spaces.MultiBinary(K),
+})
+BOX_SPACE = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+
+
+def t(values):
+    return torch.tensor(values, dtype=torch.float32)
+
+
+# --- pure math ------------------------------------------------------------------------
+
+REWARDS = t([1.0, 2.0, 3.0])
+TERMINATED = t([0.0, 1.0, 0.0])  # row 0 and 2: truncated or running, so they bootstrap
+NEXT_Q_TARGET = t([[1.0, 5.0], [2.0, 3.0], [4.0, 0.0]])
+NEXT_Q_ONLINE = t([[3.0, 1.0], [0.0, 0.0], [0.0, 9.0]])
+
+
+def test_td_target_plain():
+    target = td_target(REWARDS, TERMINATED, 0.9, NEXT_Q_TARGET)
+    # 1 + 0.9 * max(1, 5) ; 2 (terminated) ; 3 + 0.9 * max(4, 0)
+    assert target.tolist() == pytest.approx([5.5, 2.0, 6.6])
+
+
+def test_td_target_double():
+    target = td_target(REWARDS, TERMINATED, 0.9, NEXT_Q_TARGET, NEXT_Q_ONLINE)
+    # online argmax = [0, -, 1] -> target values 1 and 0
+    assert target.tolist() == pytest.approx([1.9, 2.0, 3.0])
+
+
+def test_td_target_masked_and_empty_next_state():
+    next_mask = torch.tensor([[True, False], [True, True], [False, False]])
+    plain = td_target(REWARDS, TERMINATED, 0.9, NEXT_Q_TARGET, next_mask=next_mask)
+    # row 0: only action 0 allowed -> 1 + 0.9 * 1 ; row 2: nothing allowed -> value 0
+    assert plain.tolist() == pytest.approx([1.9, 2.0, 3.0])
+    double_mask = torch.tensor([[False, True], [True, True], [True, False]])
+    double = td_target(REWARDS, TERMINATED, 0.9, NEXT_Q_TARGET, NEXT_Q_ONLINE, double_mask)
+    # row 0: online would pick 0 but only 1 is allowed -> 1 + 0.9 * 5 ; row 2: 3 + 0.9 * 4
+    assert double.tolist() == pytest.approx([5.5, 2.0, 6.6])
+
+
+def test_td_target_gamma_zero_is_the_reward():
+    target = td_target(REWARDS, TERMINATED, 0.0, NEXT_Q_TARGET, NEXT_Q_ONLINE)
+    assert target.tolist() == pytest.approx([1.0, 2.0, 3.0])
+
+
+def test_linear_epsilon():
+    def eps(step):
+        return linear_epsilon(step, 1000, 1.0, 0.05, 0.1)
+
+    assert eps(0) == 1.0
+    assert eps(50) == pytest.approx(0.525)
+    assert eps(100) == pytest.approx(0.05)
+    assert eps(900) == pytest.approx(0.05)
+    assert linear_epsilon(0, 1000, 1.0, 0.1, 0.0) == 0.1
+
+
+def test_epsilon_greedy_propensities():
+    greedy = np.array([2, 2, 0])
+    actions = np.array([2, 1, 0])
+    n_valid = np.array([4, 4, 1])
+    props = epsilon_greedy_propensities(actions, greedy, n_valid, 0.2)
+    # greedy: 1 - 0.2 + 0.2/4 ; other: 0.2/4 ; single valid action: 1
+    assert props.tolist() == pytest.approx([0.85, 0.05, 1.0])
+    assert 0.85 + 3 * 0.05 == pytest.approx(1.0)
+
+
+# --- config and spaces ------------------------------------------------------------------
+
+def test_config_rejects_bad_values_and_unknown_keys():
+    with pytest.raises(ConfigError, match="batch_size"):
+        from_dict(DQNConfig, {"batch_size": -1})
+    with pytest.raises(ConfigError, match="tau"):
+        from_dict(DQNConfig, {"tau": 0.0})
+    with pytest.raises(ConfigError, match="'lrr'"):
+        from_dict(DQNConfig, {"lrr": 0.1})
+    assert from_dict(DQNConfig, {"hidden_sizes": [8]}).hidden_sizes == [8]
+
+
+def test_slates_are_refused_with_a_clear_error():
+    with pytest.raises(ConfigError, match="SlateQ"):
+        DQNAgent(DICT_SPACE, gym.spaces.MultiDiscrete([K, K]), DQNConfig(), seed=0)
+
+
+def test_candidate_count_must_match_actions():
+    with pytest.raises(ConfigError, match="candidates"):
+        DQNAgent(DICT_SPACE, gym.spaces.Discrete(K + 1), DQNConfig(), seed=0)
+
+
+# --- acting -----------------------------------------------------------------------------
+
+def small_config(**overrides) -> DQNConfig:
+    return DQNConfig(**{"hidden_sizes": [16, 16], "batch_size": 8, **overrides})
+
+
+def dict_obs(rng, n, mask=None):
+    obs = {
+        "viewer": rng.standard_normal((n, 3)).astype(np.float32),
+        "candidates": rng.standard_normal((n, K, 4)).astype(np.float32),
+        "mask": (rng.random((n, K)) < 0.5).astype(np.int8) if mask is None else mask,
+    }
+    obs["mask"][:, 0] = 1  # at least one allowed candidate
+    return obs
+
+
+def test_box_agent_acts_with_propensities():
+    agent = DQNAgent(BOX_SPACE, gym.spaces.Discrete(2), small_config(), seed=0)
+    obs = np.zeros((6, 4), np.float32)
+    agent.epsilon = 0.5
+    action = agent.act(obs)
+    assert action.actions.shape == (6,) and action.actions.dtype == np.int64
+    assert set(np.round(action.propensities, 6)) <= {0.75, 0.25}
+
+
+def test_masked_candidates_never_chosen():
+    agent = DQNAgent(DICT_SPACE, gym.spaces.Discrete(K), small_config(), seed=1)
+    rng = np.random.default_rng(0)
+    obs = dict_obs(rng, 500)
+    for epsilon in (0.0, 0.3, 1.0):
+        agent.epsilon = epsilon
+        chosen = agent.act(obs).actions
+        assert obs["mask"][np.arange(500), chosen].all()
+    greedy = agent.greedy_policy().act(obs)
+    assert obs["mask"][np.arange(500), greedy.actions].all()
+    assert (greedy.propensities == 1.0).all()
+
+
+def test_exploring_propensities_are_uniform_over_valid():
+    agent = DQNAgent(DICT_SPACE, gym.spaces.Discrete(K), small_config(), seed=1)
+    obs = dict_obs(np.random.default_rng(1), 50)
+    agent.epsilon = 1.0
+    action = agent.act(obs)
+    np.testing.assert_allclose(action.propensities, 1.0 / obs["mask"].sum(axis=1))
+
+
+def test_explicit_mask_overrides_the_observation():
+    agent = DQNAgent(BOX_SPACE, gym.spaces.Discrete(3), small_config(), seed=2)
+    mask = np.array([[False, True, False]] * 20)
+    agent.epsilon = 0.5
+    action = agent.act(np.zeros((20, 4), np.float32), mask)
+    assert (action.actions == 1).all() and (action.propensities == 1.0).all()
+
+
+def test_greedy_is_argmax_of_allowed_q():
+    agent = DQNAgent(DICT_SPACE, gym.spaces.Discrete(K), small_config(), seed=3)
+    obs = dict_obs(np.random.default_rng(2), 40)
+    with torch.no_grad():
+        q = agent.q_net({k: torch.as_tensor(obs[k]) for k in ("viewer", "candidates")}).numpy()
+    expected = np.argmax(np.where(obs["mask"] == 1, q, -np.inf), axis=1)
+    np.testing.assert_array_equal(agent.greedy_policy().act(obs).actions, expected)
+
+
+# --- learning ---------------------------------------------------------------------------
+
+def dict_batch(rng, n=8):
+    obs, next_obs = dict_obs(rng, n), dict_obs(rng, n)
+    actions = np.zeros(n, np.int64)  # candidate 0 is always allowed
+    return ReplayBatch(obs, actions, rng.random(n).astype(np.float32), next_obs,
+                       np.zeros(n, np.float32))
+
+
+@pytest.mark.parametrize("double", [True, False])
+def test_masked_next_candidates_do_not_affect_the_target(double):
+    batch = dict_batch(np.random.default_rng(4))
+    scrambled = {**batch.next_obs, "candidates": batch.next_obs["candidates"].copy()}
+    hidden = batch.next_obs["mask"] == 0
+    scrambled["candidates"][hidden] = 1e3  # would dominate any max if it leaked in
+    results = []
+    for next_obs in (batch.next_obs, scrambled):
+        agent = DQNAgent(DICT_SPACE, gym.spaces.Discrete(K), small_config(double=double), seed=5)
+        stats = agent.update(batch._replace(next_obs=next_obs))
+        results.append((stats["loss"], [p.detach().clone() for p in agent.q_net.parameters()]))
+    assert results[0][0] == results[1][0]
+    for a, b in zip(results[0][1], results[1][1], strict=True):
+        assert torch.equal(a, b)
+
+
+def test_gamma_zero_regresses_on_the_reward():
+    agent = DQNAgent(DICT_SPACE, gym.spaces.Discrete(K), small_config(gamma=0.0, huber=False),
+                     seed=6)
+    batch = dict_batch(np.random.default_rng(5))
+    with torch.no_grad():
+        q = agent.q_net({k: torch.as_tensor(batch.obs[k]) for k in ("viewer", "candidates")})
+    expected = float(((q[:, 0] - torch.as_tensor(batch.rewards)) ** 2).mean())
+    assert agent.update(batch)["loss"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_hard_target_copy_every_interval_and_polyak():
+    agent = DQNAgent(DICT_SPACE, gym.spaces.Discrete(K),
+                     small_config(target_update_interval=2), seed=7)
+    batch = dict_batch(np.random.default_rng(6))
+
+    def same():
+        return all(torch.equal(a, b) for a, b in
+                   zip(agent.q_net.parameters(), agent.target_net.parameters(), strict=True))
+
+    agent.update(batch)
+    assert not same()
+    agent.update(batch)
+    assert same()
+    soft = DQNAgent(DICT_SPACE, gym.spaces.Discrete(K), small_config(tau=0.5), seed=7)
+    before = [p.clone() for p in soft.target_net.parameters()]
+    soft.update(batch)
+    for old, target, online in zip(before, soft.target_net.parameters(),
+                                   soft.q_net.parameters(), strict=True):
+        torch.testing.assert_close(target, 0.5 * old + 0.5 * online)
+
+
+def test_same_seed_same_agent_and_state_round_trip():
+    make = lambda seed: DQNAgent(BOX_SPACE, gym.spaces.Discrete(2), small_config(), seed=seed)  # noqa: E731
+    a, b, c = make(0), make(0), make(1)
+    for p, q in zip(a.q_net.parameters(), b.q_net.parameters(), strict=True):
+        assert torch.equal(p, q)
+    assert not torch.equal(next(a.q_net.parameters()), next(c.q_net.parameters()))
+    rng = np.random.default_rng(0)
+    batch = ReplayBatch(rng.random((8, 4), dtype=np.float32), rng.integers(0, 2, 8),
+                        rng.random(8, dtype=np.float32), rng.random((8, 4), dtype=np.float32),
+                        np.zeros(8, np.float32))
+    a.update(batch)
+    c.load_state_dict(a.state_dict())
+    obs = rng.random((10, 4), dtype=np.float32)
+    a.epsilon = c.epsilon = 0.5
+    np.testing.assert_array_equal(a.act(obs).actions, c.act(obs).actions)
+    assert a.update(batch) == c.update(batch)
+
+
+def test_agent_does_not_touch_the_global_torch_rng():
+    state = torch.get_rng_state()
+    DQNAgent(BOX_SPACE, gym.spaces.Discrete(2), small_config(), seed=0)
+    assert torch.equal(state, torch.get_rng_state())
