@@ -69,13 +69,15 @@ class LiveStreamConfig:
     """Lowest initial patience of a session."""
     patience_max: float = 4.0
     """Highest initial patience of a session."""
+    patience_cap: float = 6.0
+    """Patience never exceeds this: even a delighted viewer leaves eventually."""
     step_cost: float = 0.2
     """Patience spent on every step."""
     no_click_cost: float = 0.4
     """Extra patience spent when nothing is opened."""
     satisfaction_refill: float = 0.5
     """Patience regained per unit of satisfaction above the threshold."""
-    satisfaction_threshold: float = 0.3
+    satisfaction_threshold: float = 0.8
     """Satisfaction below which watching drains patience."""
     fatigue_weight: float = 1.0
     """Satisfaction lost per unit of overlap with recently watched topics."""
@@ -133,8 +135,8 @@ class LiveStreamConfig:
                     f"{getattr(self, name)}")
         require(0 < self.position_decay <= 1,
                 f"position_decay must be in (0, 1], got {self.position_decay}")
-        require(0 <= self.patience_min <= self.patience_max,
-                "patience_min must be in [0, patience_max]")
+        require(0 <= self.patience_min <= self.patience_max <= self.patience_cap,
+                "patience must satisfy 0 <= patience_min <= patience_max <= patience_cap")
         for name in ("followed_slots", "trending_slots", "step_cost", "no_click_cost",
                      "organic_audience", "gift_rate", "comment_rate"):
             require(getattr(self, name) >= 0, f"{name} must be non-negative, got "

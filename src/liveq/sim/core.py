@@ -168,7 +168,8 @@ class LiveStreamCore:
     def _update_viewers(self, out: Outcome, active: np.ndarray) -> None:
         cfg, v, s = self.cfg, self.viewers, self.streamers
         hit = out.clicked_id >= 0
-        v.patience += np.where(active, response.patience_change(out.sat, hit, cfg), 0.0)
+        change = np.where(active, response.patience_change(out.sat, hit, cfg), 0.0)
+        v.patience = np.minimum(v.patience + change, cfg.patience_cap).astype(np.float32)
         topic = np.where(hit[:, None], s.topic[np.maximum(out.clicked_id, 0)], 0.0)
         weight = out.fraction[:, None]
         v.recent = (cfg.fatigue_decay * v.recent + weight * topic).astype(np.float32)

@@ -39,7 +39,8 @@ def _return_reward(core: LiveStreamCore, sat: np.ndarray, minutes: np.ndarray,
     """Expected return-visit reward if this outcome ends the session, else 0."""
     cfg, v = core.cfg, core.viewers
     hit = np.full(sat.shape, clicked)
-    patience = v.patience[:, None] + response.patience_change(sat, hit, cfg)
+    patience = np.minimum(v.patience[:, None] + response.patience_change(sat, hit, cfg),
+                          cfg.patience_cap)
     p_back = response.return_probability(v.sat_sum[:, None] + sat, v.step[:, None] + 1,
                                          v.minutes[:, None] + minutes, cfg)
     return cfg.rewards.return_visit * p_back * (patience <= 0)
