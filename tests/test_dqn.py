@@ -227,7 +227,9 @@ def test_hard_target_copy_every_interval_and_polyak():
 
 
 def test_same_seed_same_agent_and_state_round_trip():
-    make = lambda seed: DQNAgent(BOX_SPACE, gym.spaces.Discrete(2), small_config(), seed=seed)  # noqa: E731
+    def make(seed):
+        return DQNAgent(BOX_SPACE, gym.spaces.Discrete(2), small_config(), seed=seed)
+
     a, b, c = make(0), make(0), make(1)
     for p, q in zip(a.q_net.parameters(), b.q_net.parameters(), strict=True):
         assert torch.equal(p, q)

@@ -44,13 +44,22 @@ def test_more_rows_than_capacity_in_one_add():
     assert sorted(buffer.actions.tolist()) == [2, 3, 4] and len(buffer) == 3
 
 
-def test_invalid_rows_are_skipped():
+def test_invalid_rows_are_never_sampled():
     buffer = ReplayBuffer(ArrayCodec(BOX), capacity=10)
     add_numbered(buffer, 0, valid=(True, False, True))
     add_numbered(buffer, 10, valid=(False, False, False))
-    assert len(buffer) == 2 and buffer.pos == 2
-    assert buffer.actions[:2].tolist() == [0, 2]
-    assert buffer.obs["obs"][:2, 0].tolist() == [0.0, 2.0]
+    assert len(buffer) == 2
+    assert buffer.pos == 6  # every step takes n_envs slots: the buffer spans whole steps
+    batch = buffer.sample(200, np.random.default_rng(0))
+    assert set(batch.actions.tolist()) == {0, 2}
+    np.testing.assert_array_equal(batch.obs[:, 0], batch.actions)
+
+
+def test_only_invalid_rows_cannot_be_sampled():
+    buffer = ReplayBuffer(ArrayCodec(BOX), capacity=4)
+    add_numbered(buffer, 0, valid=(False, False))
+    with pytest.raises(ValueError, match="empty"):
+        buffer.sample(1, np.random.default_rng(0))
 
 
 def test_terminated_is_stored_per_row():
@@ -128,7 +137,7 @@ def test_state_dict_rejects_other_capacity():
 def test_nbytes_counts_preallocated_arrays():
     buffer = ReplayBuffer(DictCodec(DICT), capacity=10)
     per_obs = 2 * 4 + 4 * 3 * 4 + 4 * 1  # viewer + candidates float32, mask int8
-    per_transition = 2 * per_obs + 8 + 4 + 4  # obs, next obs, int64 action, reward, terminated
+    per_transition = 2 * per_obs + 8 + 4 + 4 + 1  # obs, next obs, action, reward, terminated, valid
     assert buffer.nbytes() == 10 * per_transition
 
 

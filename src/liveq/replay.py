@@ -9,6 +9,11 @@ streamer table) offers its own codec through `vec_env.make_replay_codec(capacity
 
 Each stored transition is `(obs, action, reward, next_obs, terminated)`. Truncated
 transitions keep `terminated = False` so their target still bootstraps from `next_obs`.
+
+Every vector step takes `n_envs` slots, including the rows of envs that were autoreset
+on that step: those are flagged invalid and never sampled. The buffer therefore always
+spans the last `capacity / n_envs` steps, which lets a codec keep per-step tables in a
+ring of that many steps; the price is a few unused slots (one per finished episode).
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ class ArrayCodec:
         self.fields: Fields = {"obs": (tuple(space.shape), np.dtype(space.dtype))}
 
     def encode(self, obs: np.ndarray, infos: dict[str, Any]) -> dict[str, np.ndarray]:
-        return {"obs": np.asarray(obs)}
+        return {"obs": np.array(obs)}  # a copy: some envs reuse their output buffers
 
     def decode(self, stored: dict[str, np.ndarray]) -> np.ndarray:
         return stored["obs"]
@@ -75,7 +80,7 @@ class DictCodec:
             self.fields[key] = (tuple(sub.shape), np.dtype(sub.dtype))
 
     def encode(self, obs: dict[str, np.ndarray], infos: dict[str, Any]) -> dict[str, np.ndarray]:
-        return {key: np.asarray(obs[key]) for key in self.fields}
+        return {key: np.array(obs[key]) for key in self.fields}
 
     def decode(self, stored: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {key: stored[key] for key in self.fields}
@@ -121,23 +126,24 @@ class ReplayBuffer:
         self.actions = np.zeros((capacity, *action_shape), np.int64)
         self.rewards = np.zeros(capacity, np.float32)
         self.terminated = np.zeros(capacity, np.float32)
+        self.valid = np.zeros(capacity, bool)  # False: autoreset row, never sampled
         self.pos = 0  # next slot to write
-        self.size = 0  # number of filled slots
+        self.size = 0  # number of filled slots, valid or not
 
     def __len__(self) -> int:
-        return self.size
+        """Number of valid (sampleable) transitions."""
+        return int(self.valid[: self.size].sum())
 
     def add(self, obs: dict[str, np.ndarray], actions: np.ndarray, rewards: np.ndarray,
             next_obs: dict[str, np.ndarray], terminated: np.ndarray, valid: np.ndarray) -> int:
-        """Store one vector step; rows with `valid == False` (autoreset steps) are skipped.
+        """Store one vector step; rows with `valid == False` (autoreset steps) are never sampled.
 
         `obs` and `next_obs` are codec encodings `(n_envs, *shape)`; returns how many
-        transitions were stored.
+        valid transitions were stored.
         """
-        rows = np.flatnonzero(valid)[-self.capacity:]
-        n = len(rows)
-        if n == 0:
-            return 0
+        valid = np.asarray(valid, dtype=bool)[-self.capacity:]
+        n = len(valid)
+        rows = slice(-n, None)  # the newest rows when one step exceeds the capacity
         slots = (self.pos + np.arange(n)) % self.capacity
         for key in self.obs:
             self.obs[key][slots] = obs[key][rows]
@@ -145,15 +151,20 @@ class ReplayBuffer:
         self.actions[slots] = np.asarray(actions)[rows]
         self.rewards[slots] = np.asarray(rewards)[rows]
         self.terminated[slots] = np.asarray(terminated)[rows]
+        self.valid[slots] = valid
         self.pos = int((self.pos + n) % self.capacity)
         self.size = min(self.size + n, self.capacity)
-        return n
+        return int(valid.sum())
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> ReplayBatch:
-        """Uniform sample with replacement of `batch_size` stored transitions."""
-        if self.size == 0:
+        """Uniform sample with replacement of `batch_size` valid transitions."""
+        if not self.valid[: self.size].any():
             raise ValueError("cannot sample from an empty replay buffer")
         idx = rng.integers(0, self.size, size=batch_size)
+        redraw = ~self.valid[idx]
+        while redraw.any():  # rejection keeps the draw uniform over valid slots
+            idx[redraw] = rng.integers(0, self.size, size=int(redraw.sum()))
+            redraw = ~self.valid[idx]
         return ReplayBatch(
             obs=self.codec.decode({k: v[idx] for k, v in self.obs.items()}),
             actions=self.actions[idx],
@@ -165,7 +176,7 @@ class ReplayBuffer:
     def nbytes(self) -> int:
         """Bytes held by the preallocated arrays (codec-side storage not included)."""
         arrays = [*self.obs.values(), *self.next_obs.values(),
-                  self.actions, self.rewards, self.terminated]
+                  self.actions, self.rewards, self.terminated, self.valid]
         return int(sum(a.nbytes for a in arrays))
 
     def state_dict(self) -> dict[str, Any]:
@@ -180,6 +191,7 @@ class ReplayBuffer:
             "actions": self.actions[:n].copy(),
             "rewards": self.rewards[:n].copy(),
             "terminated": self.terminated[:n].copy(),
+            "valid": self.valid[:n].copy(),
             "codec": self.codec.state_dict(),
         }
 
@@ -195,5 +207,6 @@ class ReplayBuffer:
         self.actions[:n] = np.asarray(state["actions"])
         self.rewards[:n] = np.asarray(state["rewards"])
         self.terminated[:n] = np.asarray(state["terminated"])
+        self.valid[:n] = np.asarray(state["valid"])
         self.pos, self.size = int(state["pos"]), n
         self.codec.load_state_dict(state["codec"])

@@ -115,3 +115,15 @@ def evaluate(make_policy: Callable[[gym.vector.VectorEnv], Any], env: gym.vector
     sessions, shown = run_sessions(env, policy, episodes, seed)
     cfg = getattr(env.unwrapped, "config", None)
     return summarise_sessions(sessions, shown, getattr(cfg, "n_streamers", None))
+
+
+def make_online_evaluator(env_id: str, kwargs: dict[str, Any] | None, n_envs: int = 64):
+    """`evaluate(policy, n_episodes, seed) -> {metric: mean}` for training-time checks."""
+    from liveq.envs import make_vec_env
+
+    def evaluate_policy(policy, n_episodes: int, seed: int) -> dict[str, float]:
+        env = make_vec_env(env_id, min(n_envs, n_episodes), kwargs)
+        summary = evaluate(lambda _: policy, env, n_episodes, seed)
+        return {metric: entry["mean"] for metric, entry in summary.items()}
+
+    return evaluate_policy

@@ -35,7 +35,7 @@ from liveq.config import ConfigError, to_dict
 from liveq.envs import make_vec_env
 from liveq.replay import ReplayBuffer, make_codec
 from liveq.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from liveq.train.config import RunConfig
+from liveq.train.config import RunConfig, load_run_config
 from liveq.train.evaluate import Evaluate, make_gym_evaluator
 from liveq.train.run import RunDir
 
@@ -270,6 +270,25 @@ def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False,
     `resume=True` continues from `out_dir/checkpoints/latest.pt`. `evaluate(policy,
     n_episodes, seed) -> {"return": ..., ...}` scores the greedy policy; its "return"
     drives early stopping and best.pt. The default runs the env itself
-    (`liveq.train.evaluate.make_gym_evaluator`).
+    (`liveq.train.evaluate.make_gym_evaluator`). Every evaluation of a run gets the same
+    seed (common random numbers), so successive evaluations differ only by the policy.
     """
     return Trainer(config, out_dir, resume=resume, evaluate=evaluate).run()
+
+
+def load_agent(path: str | Path) -> tuple[DQNAgent, RunConfig]:
+    """The agent saved in a checkpoint (best.pt or latest.pt) and its run config."""
+    checkpoint = load_checkpoint(path)
+    try:
+        config = load_run_config(checkpoint["config"])
+        agent_state = checkpoint["agent"]
+    except (KeyError, ConfigError) as exc:
+        raise CheckpointError(f"{path} holds no usable agent ({exc})") from None
+    env = make_vec_env(config.env.id, 1, config.env.kwargs)
+    try:
+        agent = build_agent(config, env.single_observation_space, env.single_action_space,
+                            config.seed)
+    finally:
+        env.close()
+    agent.load_state_dict(agent_state)
+    return agent, config
