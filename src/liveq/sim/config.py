@@ -55,6 +55,12 @@ class LiveStreamConfig:
     """Per-step chance that an offline streamer slot is taken by a newcomer."""
     organic_audience: float = 200.0
     """Scale of the viewers a stream draws from outside the simulated sessions."""
+    organic_impressions: float = 3.0
+    """Impressions per step the platform logs from outside viewers, per audience unit."""
+    warmup_hours: float = 24.0
+    """Hours of outside traffic logged before the first session (a platform already live)."""
+    returning_share: float = 0.5
+    """Share of the first sessions' viewers who already have a profile, follows and history."""
 
     followed_slots: int = 4
     """Candidate-table slots reserved for followed streamers who are live."""
@@ -126,7 +132,7 @@ class LiveStreamConfig:
                 "followed_slots + trending_slots cannot exceed n_candidates")
         require(0 <= self.fatigue_decay < 1,
                 f"fatigue_decay must be in [0, 1), got {self.fatigue_decay}")
-        for name in ("live_day_prob", "clickbait_share", "new_streamer_rate",
+        for name in ("live_day_prob", "clickbait_share", "new_streamer_rate", "returning_share",
                      "interest_drift", "follow_prob"):
             value = getattr(self, name)
             require(0.0 <= value <= 1.0, f"{name} must be in [0, 1], got {value}")
@@ -138,6 +144,7 @@ class LiveStreamConfig:
         require(0 <= self.patience_min <= self.patience_max <= self.patience_cap,
                 "patience must satisfy 0 <= patience_min <= patience_max <= patience_cap")
         for name in ("followed_slots", "trending_slots", "step_cost", "no_click_cost",
+                     "organic_impressions", "warmup_hours",
                      "organic_audience", "gift_rate", "comment_rate"):
             require(getattr(self, name) >= 0, f"{name} must be non-negative, got "
                     f"{getattr(self, name)}")

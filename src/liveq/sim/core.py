@@ -61,11 +61,21 @@ class LiveStreamCore:
         self.tick = 0
         self.start_clock = int(self.rng.integers(0, MINUTES_PER_DAY))
         self.streamers = Streamers(self.cfg, self.rng)
+        self._warm_up()
         self.viewers = Viewers(self.cfg, self.n, self.rng)
+        veterans = np.flatnonzero(self.rng.random(self.n) < self.cfg.returning_share)
+        self.viewers.establish(veterans, self.streamers.topic, self.rng)
         self.needs_reset = np.zeros(self.n, dtype=bool)
         self.streamers.update_live(self.clock)
         self._refresh_candidates()
         return self.observe()
+
+    def _warm_up(self) -> None:
+        """Log `warmup_hours` of outside traffic before the first session starts."""
+        steps = int(self.cfg.warmup_hours * 60 / self.cfg.step_minutes)
+        for back in range(steps, 0, -1):
+            self.streamers.update_live(self.clock - int(back * self.cfg.step_minutes))
+            self.streamers.log_organic(self.rng)
 
     @property
     def clock(self) -> int:
@@ -217,6 +227,7 @@ class LiveStreamCore:
         if self.clock // MINUTES_PER_DAY != day:
             s.new_day(self.rng)
         s.replace_offline(self.rng, self.tick)
+        s.log_organic(self.rng)
         if restarting.any():
             self.viewers.next_sessions(np.flatnonzero(restarting), self.rng)
         current = self.viewers.current

@@ -12,10 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 from liveq.sim.config import LiveStreamConfig
+from liveq.sim.response import sigmoid, watch_fraction
 
 MINUTES_PER_DAY = 1440
 PRIOR_CTR = 0.3
 PRIOR_WATCH = 0.5
+ORGANIC_MATCH = 0.4  # outside viewers pick streams they like: a mild average topic match
 # Layout of the per-streamer feature table after the topic columns.
 STREAMER_STATS = ("log_viewers", "est_ctr", "est_watch", "confidence", "hours_live", "is_new")
 
@@ -85,6 +87,22 @@ class Streamers:
         popularity = np.exp(0.5 * self.attract + 0.5 * self.quality)
         self.viewers = np.where(self.live, self.organic * popularity * ramp + self.watchers, 0.0)
         self.viewers = self.viewers.astype(np.float32)
+
+    def log_organic(self, rng: np.random.Generator) -> None:
+        """Log one step of outside viewers' impressions, clicks and watch on live streams.
+
+        Outside traffic is what makes the platform's estimates informative; a newcomer has
+        none of it yet (cold start).
+        """
+        cfg, live = self.cfg, np.flatnonzero(self.live)
+        shown = rng.poisson(cfg.organic_impressions * self.viewers[live] / cfg.organic_audience)
+        p_click = sigmoid(self.attract[live] + cfg.match_weight * ORGANIC_MATCH
+                          - cfg.no_click_utility)
+        clicks = rng.binomial(shown, p_click)
+        frac = watch_fraction(self.quality[live] + cfg.match_weight * ORGANIC_MATCH)
+        self.impressions[live] += shown
+        self.clicks[live] += clicks
+        self.watch_sum[live] += clicks * frac
 
     def minutes_left(self, ids: np.ndarray) -> np.ndarray:
         """Minutes until each stream in `ids` ends (0 when offline)."""

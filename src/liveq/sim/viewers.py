@@ -56,6 +56,25 @@ class Viewers:
         self.hist_minutes[slots] = 0.0
         self.days[slots] = 0
 
+    def establish(self, slots: np.ndarray, topics: np.ndarray,
+                  rng: np.random.Generator) -> None:
+        """Give the viewers in `slots` a past: a logged profile, days active, follows, history.
+
+        Follows and history go to the best topic matches among a random sample of streamers.
+        """
+        m, d, n_streamers = len(slots), self.cfg.topic_dim, len(topics)
+        noisy = unit_rows(self.interest[slots] + 0.5 * rng.normal(size=(m, d)) / np.sqrt(d))
+        self.profile[slots] = 0.8 * noisy
+        self.days[slots] = rng.geometric(0.2, size=m)
+        sample = rng.integers(0, n_streamers, size=(m, 20))
+        match = np.einsum("msd,md->ms", topics[sample], self.interest[slots])
+        best = np.take_along_axis(sample, np.argsort(-match, axis=1)[:, :3], axis=1)
+        n_follow = min(3, self.cfg.max_follows)
+        self.follows[slots, -n_follow:] = best[:, :n_follow]
+        n_hist = min(3, self.cfg.history_slots)
+        self.hist_ids[slots, :n_hist] = best[:, :n_hist]
+        self.hist_minutes[slots, :n_hist] = rng.uniform(20, 120, size=(m, n_hist))
+
     def start_sessions(self, slots: np.ndarray, rng: np.random.Generator) -> None:
         cfg = self.cfg
         self.patience[slots] = rng.uniform(cfg.patience_min, cfg.patience_max, size=len(slots))
