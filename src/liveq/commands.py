@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from liveq.config import ConfigError, load_yaml
 from liveq.envs import make_vec_env
 from liveq.eval.online import evaluate, make_online_evaluator
@@ -90,6 +92,7 @@ def _report(results: dict, args: argparse.Namespace) -> None:
 
 
 def eval_command(args: argparse.Namespace) -> int:
+    torch.set_num_threads(1)  # small networks: one thread beats oversubscribed cores
     run = Path(args.run)
     if not (run / "config.yaml").is_file():
         raise ConfigError(f"{run} is not a run folder (no config.yaml)")
@@ -112,11 +115,16 @@ def compare_command(args: argparse.Namespace) -> int:
     from liveq.agents.baselines import BASELINES, make_baseline
 
     config = load_run_config(_config_data(args.config, args))
+    torch.set_num_threads(config.train.torch_threads)
     names = [n.strip() for n in args.agents.split(",") if n.strip()]
     unknown = [n for n in names if n not in LEARNERS and n not in BASELINES]
     if unknown or not names:
         raise ConfigError(f"--agents: unknown {unknown}; choose from "
                           f"{sorted([*LEARNERS, *BASELINES])}")
+    baselines = [n for n in names if n in BASELINES]
+    if baselines and not is_livestream(config):
+        raise ConfigError(f"--agents: baselines {baselines} need a liveq/LiveStream env, "
+                          f"not {config.env.id}")
     for name in (n for n in names if n in LEARNERS):
         out = Path(args.out) / name
         train_run(_learner_config(config, name), out, resume=(out / "checkpoints" /

@@ -12,15 +12,15 @@ from liveq.config import require
 class RewardWeights:
     """Reward = weighted sum of what the viewer did this step."""
 
-    watch_minute: float = 0.1
+    watch_minute: float = 0.05
     """Reward per minute watched."""
     click: float = 1.0
     """Reward per opened recommendation."""
-    gift: float = 1.0
+    gift: float = 0.5
     """Reward per gift sent."""
     comment: float = 0.0
     """Reward per comment written."""
-    return_visit: float = 5.0
+    return_visit: float = 2.0
     """Reward when a session ends and the viewer will come back the next day."""
 
 
@@ -49,7 +49,7 @@ class LiveStreamConfig:
     """Mean length of a live stream in hours."""
     clickbait_share: float = 0.3
     """Share of streamers whose thumbnail promises more than the stream delivers."""
-    clickbait_gap: float = 1.5
+    clickbait_gap: float = 2.0
     """Attractiveness minus quality for clickbait streamers (logit units)."""
     new_streamer_rate: float = 0.002
     """Per-step chance that an offline streamer slot is taken by a newcomer."""
@@ -89,6 +89,8 @@ class LiveStreamConfig:
     """Satisfaction lost per unit of overlap with recently watched topics."""
     fatigue_decay: float = 0.6
     """Share of recent-topic exposure kept from one step to the next."""
+    disappointment: float = 0.3
+    """Satisfaction lost per unit by which a stream's attractiveness exceeds its quality."""
     match_weight: float = 1.5
     """Weight of the viewer-topic match in satisfaction and click utility."""
     follow_bonus: float = 0.6
@@ -144,6 +146,7 @@ class LiveStreamConfig:
         require(0 <= self.patience_min <= self.patience_max <= self.patience_cap,
                 "patience must satisfy 0 <= patience_min <= patience_max <= patience_cap")
         for name in ("followed_slots", "trending_slots", "step_cost", "no_click_cost",
+                     "disappointment",
                      "organic_impressions", "warmup_hours",
                      "organic_audience", "gift_rate", "comment_rate"):
             require(getattr(self, name) >= 0, f"{name} must be non-negative, got "

@@ -162,7 +162,8 @@ class LiveStreamCore:
         hit = rank >= 0
         pick = np.maximum(rank, 0)[:, None]
         take = lambda a: np.take_along_axis(a, pick, axis=1)[:, 0]  # noqa: E731
-        sat = np.where(hit, response.satisfaction(take(slate.quality), take(slate.match),
+        sat = np.where(hit, response.satisfaction(take(slate.quality), take(slate.attract),
+                                                  take(slate.match),
                                                   take(slate.followed), take(slate.overlap),
                                                   cfg), 0.0)
         fraction = np.where(hit, response.watch_fraction(sat), 0.0)
@@ -275,6 +276,6 @@ class LiveStreamCore:
         self.needs_reset = np.array(state["needs_reset"], dtype=bool)
         self.streamers.load_state(state["streamers"])
         self.viewers.load_state(state["viewers"])
-        self.cand_ids = np.array(state["cand_ids"], dtype=np.int64)
+        self.cand_ids = np.array(state["cand_ids"], dtype=np.int32)
         self.mask = self.cand_ids >= 0
         self.topics, self.stats = self.streamers.feature_tables(self.tick)

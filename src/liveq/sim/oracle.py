@@ -23,7 +23,8 @@ def expected_immediate_reward(core: LiveStreamCore) -> np.ndarray:
     util = choice.click_utility(slate.attract, slate.match, slate.followed, slate.current,
                                 slate.overlap, cfg)
     p_click = 1.0 / (1.0 + np.exp(cfg.no_click_utility - util))
-    sat = response.satisfaction(slate.quality, slate.match, slate.followed, slate.overlap, cfg)
+    sat = response.satisfaction(slate.quality, slate.attract, slate.match, slate.followed,
+                                slate.overlap, cfg)
     minutes = response.watched_minutes(response.watch_fraction(sat), slate.minutes_left, cfg)
     now = (w.click + w.watch_minute * minutes
            + w.gift * response.gift_rate(sat, minutes, v.gift_propensity[:, None], cfg)

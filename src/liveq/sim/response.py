@@ -20,10 +20,13 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def satisfaction(quality: np.ndarray, match: np.ndarray, followed: np.ndarray,
-                 overlap: np.ndarray, cfg: LiveStreamConfig) -> np.ndarray:
+def satisfaction(quality: np.ndarray, attract: np.ndarray, match: np.ndarray,
+                 followed: np.ndarray, overlap: np.ndarray,
+                 cfg: LiveStreamConfig) -> np.ndarray:
+    """What the watch delivers; a stream that promised more than it has disappoints."""
     return (quality + cfg.match_weight * match + cfg.follow_bonus * followed
-            - cfg.fatigue_weight * np.maximum(overlap, 0.0))
+            - cfg.fatigue_weight * np.maximum(overlap, 0.0)
+            - cfg.disappointment * np.maximum(attract - quality, 0.0))
 
 
 def watch_fraction(sat: np.ndarray) -> np.ndarray:

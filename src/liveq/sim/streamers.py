@@ -99,7 +99,9 @@ class Streamers:
         p_click = sigmoid(self.attract[live] + cfg.match_weight * ORGANIC_MATCH
                           - cfg.no_click_utility)
         clicks = rng.binomial(shown, p_click)
-        frac = watch_fraction(self.quality[live] + cfg.match_weight * ORGANIC_MATCH)
+        gap = np.maximum(self.attract[live] - self.quality[live], 0.0)
+        frac = watch_fraction(self.quality[live] + cfg.match_weight * ORGANIC_MATCH
+                              - cfg.disappointment * gap)
         self.impressions[live] += shown
         self.clicks[live] += clicks
         self.watch_sum[live] += clicks * frac

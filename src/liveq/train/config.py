@@ -87,6 +87,8 @@ class TrainConfig:
     """Environment steps between metrics.jsonl / TensorBoard records."""
     progress: bool = True
     """Show a tqdm progress bar."""
+    torch_threads: int = 1
+    """PyTorch CPU threads; 1 is fastest for liveq's small networks on a few cores."""
 
     def validate(self) -> None:
         require(self.total_env_steps >= 1,
@@ -95,6 +97,8 @@ class TrainConfig:
             require(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
         require(self.eval_episodes >= 1, f"eval_episodes must be at least 1, got "
                 f"{self.eval_episodes}")
+        require(self.torch_threads >= 1, f"torch_threads must be at least 1, got "
+                f"{self.torch_threads}")
         require(self.log_every >= 1, f"log_every must be at least 1, got {self.log_every}")
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from liveq.agents.dqn import DQNAgent
@@ -273,6 +274,7 @@ def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False,
     (`liveq.train.evaluate.make_gym_evaluator`). Every evaluation of a run gets the same
     seed (common random numbers), so successive evaluations differ only by the policy.
     """
+    torch.set_num_threads(config.train.torch_threads)
     return Trainer(config, out_dir, resume=resume, evaluate=evaluate).run()
 
 
