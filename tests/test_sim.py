@@ -164,3 +164,15 @@ def test_world_changes_streams_end_newcomers_and_returning_viewers():
     assert live_sets.sum(axis=1).min() < live_sets.sum(axis=1).max()  # prime time exists
     assert (env.core.streamers.born_tick != born).any()  # new streamers arrived
     assert saw_returning and saw_new
+
+
+def test_one_million_transitions_of_the_default_world_fit_in_two_gib():
+    from liveq.replay import ReplayBuffer, make_codec
+
+    env = LiveStreamVectorEnv(64)
+    codec = make_codec(env, 1_000_000)
+    buffer = ReplayBuffer(codec, 1_000_000)  # zero-filled pages are not touched here
+    total = buffer.nbytes() + codec.nbytes()
+    assert total < 2 * 2**30, total / 2**30
+    feature_copies = 2 * 1_000_000 * (16 * 11 + 22) * 4  # what storing features would cost
+    assert total < feature_copies
