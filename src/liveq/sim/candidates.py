@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from liveq.sim.config import LiveStreamConfig
+from liveq.sim.parallel import for_row_chunks
 
 PAIR_FEATURES = ("followed", "current", "history_minutes")
 CANDIDATE_FEATURES = ("match", "recent_overlap", *PAIR_FEATURES, "log_viewers", "est_ctr",
@@ -41,7 +42,13 @@ def retrieve(cfg: LiveStreamConfig, live: np.ndarray, viewers: np.ndarray,
         cols = np.arange(min(width, len(others)))
         window[:, : len(cols)] = others[(offset + cols) % len(others)]
     pool = np.concatenate([followed, np.broadcast_to(trending, (n, n_trend)), window], axis=1)
-    return _first_distinct(pool, n_followed=followed.shape[1], k=k)
+    out = np.empty((n, k), dtype=np.int32)
+
+    def fill(rows: slice) -> None:
+        out[rows] = _first_distinct(pool[rows], n_followed=followed.shape[1], k=k)
+
+    for_row_chunks(fill, n)
+    return out
 
 
 def _first_distinct(pool: np.ndarray, n_followed: int, k: int) -> np.ndarray:
@@ -64,15 +71,17 @@ def _first_distinct(pool: np.ndarray, n_followed: int, k: int) -> np.ndarray:
 
 
 def candidate_features(topics: np.ndarray, stats: np.ndarray, viewer: np.ndarray,
-                       pair: np.ndarray) -> np.ndarray:
+                       pair: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """`(n, K, len(CANDIDATE_FEATURES))` float32 features of the candidate table.
 
     topics: `(n, K, topic_dim)` and stats: `(n, K, 6)` float32 streamer rows (zeros for empty
     slots); viewer: `(n, 2 * topic_dim + ...)` viewer features (profile first, then recent
     topics); pair: `(n, K, 3)` followed, watching now, log minutes watched before.
+    Writes into `out` when given.
     """
     d, n_pair = topics.shape[2], pair.shape[2]
-    out = np.empty((*topics.shape[:2], 2 + n_pair + stats.shape[2]), np.float32)
+    if out is None:
+        out = np.empty((*topics.shape[:2], 2 + n_pair + stats.shape[2]), np.float32)
     profile_and_recent = viewer[:, : 2 * d].reshape(len(viewer), 2, d).transpose(0, 2, 1)
     out[:, :, :2] = np.matmul(topics, profile_and_recent)  # (n, K, 2), fastest on CPU
     out[:, :, 2: 2 + n_pair] = pair

@@ -14,8 +14,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from liveq.sim import choice, response
-from liveq.sim.candidates import candidate_features, retrieve
+from liveq.sim.candidates import CANDIDATE_FEATURES, candidate_features, retrieve
 from liveq.sim.config import LiveStreamConfig
+from liveq.sim.parallel import for_row_chunks
 from liveq.sim.streamers import MINUTES_PER_DAY, Streamers
 from liveq.sim.viewers import Viewers
 
@@ -181,13 +182,14 @@ class LiveStreamCore:
         hit = out.clicked_id >= 0
         change = np.where(active, response.patience_change(out.sat, hit, cfg), 0.0)
         v.patience = np.minimum(v.patience + change, cfg.patience_cap).astype(np.float32)
-        topic = np.where(hit[:, None], s.topic[np.maximum(out.clicked_id, 0)], 0.0)
-        weight = out.fraction[:, None]
-        v.recent = (cfg.fatigue_decay * v.recent + weight * topic).astype(np.float32)
-        v.profile += np.where(hit[:, None], 0.2 * weight * (topic - v.profile), 0.0)
-        drifted = v.interest + cfg.interest_drift * weight * topic
-        v.interest = (drifted / np.linalg.norm(drifted, axis=1, keepdims=True)).astype(np.float32)
         rows = np.flatnonzero(hit)
+        topic = s.topic[out.clicked_id[rows]]  # (n_hit, topic_dim)
+        weight = out.fraction[rows, None].astype(np.float32)
+        v.recent *= np.float32(cfg.fatigue_decay)
+        v.recent[rows] += weight * topic
+        v.profile[rows] += 0.2 * weight * (topic - v.profile[rows])
+        drifted = v.interest[rows] + cfg.interest_drift * weight * topic
+        v.interest[rows] = drifted / np.linalg.norm(drifted, axis=1, keepdims=True)
         v.add_history(rows, out.clicked_id[rows], out.minutes[rows].astype(np.float32))
         fans = rows[(out.sat[rows] > 1.0) & (self.rng.random(len(rows)) < cfg.follow_prob)]
         v.add_follow(fans, out.clicked_id[fans])
@@ -242,14 +244,13 @@ class LiveStreamCore:
         self.mask = self.cand_ids >= 0
         self.topics, self.stats = s.feature_tables(self.tick)
 
-    def pair_features(self) -> np.ndarray:
+    def pair_features(self, rows: slice = slice(None)) -> np.ndarray:
         """`(n, K, 3)` float32: followed, watching now, log1p(minutes watched before) / 5."""
-        v, ids = self.viewers, self.cand_ids
-        current = (ids == v.current[:, None]) & self.mask
+        v, ids = self.viewers, self.cand_ids[rows]
         out = np.empty((*ids.shape, 3), dtype=np.float32)
-        out[:, :, 0] = v.followed(ids)
-        out[:, :, 1] = current
-        out[:, :, 2] = np.log1p(v.history_minutes(ids)) / 5.0
+        out[:, :, 0] = v.followed(ids, rows)
+        out[:, :, 1] = (ids == v.current[rows, None]) & (ids >= 0)
+        out[:, :, 2] = np.log1p(v.history_minutes(ids, rows)) / 5.0
         return out
 
     def observe(self) -> dict[str, np.ndarray]:
@@ -257,10 +258,15 @@ class LiveStreamCore:
         v, s = self.viewers, self.streamers
         current_live = (v.current >= 0) & s.live[np.maximum(v.current, 0)]
         viewer = v.feature_matrix(self.clock, current_live)
-        rows = np.where(self.mask, self.cand_ids, self.cfg.n_streamers)
-        cands = candidate_features(np.take(self.topics, rows, axis=0),
-                                   np.take(self.stats, rows, axis=0), viewer,
-                                   self.pair_features())
+        table_rows = np.where(self.mask, self.cand_ids, self.cfg.n_streamers)
+        cands = np.empty((self.n, self.cfg.n_candidates, len(CANDIDATE_FEATURES)), np.float32)
+
+        def fill(rows: slice) -> None:
+            candidate_features(np.take(self.topics, table_rows[rows], axis=0),
+                               np.take(self.stats, table_rows[rows], axis=0), viewer[rows],
+                               self.pair_features(rows), out=cands[rows])
+
+        for_row_chunks(fill, self.n)
         return {"viewer": viewer, "candidates": cands, "mask": self.mask.astype(np.int8)}
 
     # ---------------------------------------------------------------- exact resume

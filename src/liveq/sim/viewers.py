@@ -91,18 +91,18 @@ class Viewers:
         self.new_viewers(slots[~back], rng)
         self.start_sessions(slots, rng)
 
-    def followed(self, ids: np.ndarray) -> np.ndarray:
-        """`(n, K)` bool: candidate `ids (n, K)` is on the viewer's follow list."""
+    def followed(self, ids: np.ndarray, rows: slice = slice(None)) -> np.ndarray:
+        """`(n, K)` bool: candidate `ids (n, K)` of viewers `rows` is on their follow list."""
         found = np.zeros(ids.shape, dtype=bool)
-        for col in self.follows.T:  # a loop over a few columns beats a 3-D broadcast
+        for col in self.follows[rows].T:  # a loop over a few columns beats a 3-D broadcast
             if (col >= 0).any():
                 found |= ids == col[:, None]
         return found & (ids >= 0)
 
-    def history_minutes(self, ids: np.ndarray) -> np.ndarray:
-        """`(n, K)` minutes the viewer has watched each candidate before."""
+    def history_minutes(self, ids: np.ndarray, rows: slice = slice(None)) -> np.ndarray:
+        """`(n, K)` minutes the viewers `rows` have watched each candidate before."""
         total = np.zeros(ids.shape, dtype=np.float32)
-        for col, minutes in zip(self.hist_ids.T, self.hist_minutes.T, strict=True):
+        for col, minutes in zip(self.hist_ids[rows].T, self.hist_minutes[rows].T, strict=True):
             if (col >= 0).any():
                 total += (ids == col[:, None]) * minutes[:, None]
         return total
@@ -125,16 +125,17 @@ class Viewers:
 
     def feature_matrix(self, clock: int, current_live: np.ndarray) -> np.ndarray:
         """`(n, 2 * topic_dim + 10)` float32: profile, recent exposure, VIEWER_FEATURES."""
+        d = self.cfg.topic_dim
         angle = 2 * np.pi * (clock % MINUTES_PER_DAY) / MINUTES_PER_DAY
-        ones = np.ones(self.n, dtype=np.float32)
-        extra = np.stack([
-            np.sin(angle) * ones, np.cos(angle) * ones,
-            self.step / self.cfg.max_session_steps, np.log1p(self.minutes) / 5.0,
-            self.last_click, self.last_watch,
-            (self.follows >= 0).sum(axis=1) / self.cfg.max_follows,
-            self.days == 0, np.log1p(self.days) / 3.0, current_live,
-        ], axis=1).astype(np.float32)
-        return np.concatenate([self.profile, self.recent, extra], axis=1)
+        columns = (np.sin(angle), np.cos(angle), self.step / self.cfg.max_session_steps,
+                   np.log1p(self.minutes) / 5.0, self.last_click, self.last_watch,
+                   (self.follows >= 0).sum(axis=1) / self.cfg.max_follows,
+                   self.days == 0, np.log1p(self.days) / 3.0, current_live)
+        out = np.empty((self.n, 2 * d + len(columns)), dtype=np.float32)
+        out[:, :d], out[:, d: 2 * d] = self.profile, self.recent
+        for j, column in enumerate(columns):
+            out[:, 2 * d + j] = column
+        return out
 
     def state(self) -> dict[str, np.ndarray]:
         return {k: v.copy() for k, v in vars(self).items() if isinstance(v, np.ndarray)}
