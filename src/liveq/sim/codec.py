@@ -59,9 +59,10 @@ class LiveStreamCodec:
         if np.any(self.ring_tick[slots] != ticks):
             raise RuntimeError("replay holds a tick older than the codec's streamer-table "
                                "ring; the ring must cover the replay capacity")
-        rows = np.where(ids >= 0, ids, self.core.cfg.n_streamers)
-        topics = self.ring_topics[slots[:, None], rows]
-        stats = self.ring_stats[slots[:, None], rows]
+        n_rows = self.ring_topics.shape[1]
+        flat = slots[:, None] * n_rows + np.where(ids >= 0, ids, n_rows - 1)  # (batch, K)
+        topics = np.take(self.ring_topics.reshape(-1, self.ring_topics.shape[2]), flat, axis=0)
+        stats = np.take(self.ring_stats.reshape(-1, self.ring_stats.shape[2]), flat, axis=0)
         cands = candidate_features(topics, stats, stored["viewer"], stored["pair"])
         return {"viewer": stored["viewer"], "candidates": cands,
                 "mask": (ids >= 0).astype(np.int8)}
