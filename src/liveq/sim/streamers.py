@@ -22,6 +22,17 @@ ORGANIC_MATCH = 0.4  # outside viewers pick streams they like: a mild average to
 STREAMER_STATS = ("log_viewers", "est_ctr", "est_watch", "confidence", "hours_live", "is_new")
 
 
+def array_state(obj: object) -> dict[str, np.ndarray]:
+    """Copies of every numpy array attribute of `obj` (its whole state, for checkpoints)."""
+    return {k: v.copy() for k, v in vars(obj).items() if isinstance(v, np.ndarray)}
+
+
+def load_array_state(obj: object, state: dict[str, np.ndarray]) -> None:
+    """Restore `array_state` output, keeping each attribute's dtype."""
+    for key, value in state.items():
+        setattr(obj, key, np.array(value, dtype=getattr(obj, key).dtype))
+
+
 def unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-8)
 
@@ -137,8 +148,7 @@ class Streamers:
         return topics, stats
 
     def state(self) -> dict[str, np.ndarray]:
-        return {k: v.copy() for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+        return array_state(self)
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
-        for key, value in state.items():
-            setattr(self, key, np.array(value, dtype=getattr(self, key).dtype))
+        load_array_state(self, state)

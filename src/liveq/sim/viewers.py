@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from liveq.sim.config import LiveStreamConfig
-from liveq.sim.streamers import MINUTES_PER_DAY, unit_rows
+from liveq.sim.streamers import MINUTES_PER_DAY, array_state, load_array_state, unit_rows
 
 VIEWER_FEATURES = ("tod_sin", "tod_cos", "session_step", "session_minutes", "last_click",
                    "last_watch", "follows", "is_new", "days", "current_live")
@@ -138,8 +138,7 @@ class Viewers:
         return out
 
     def state(self) -> dict[str, np.ndarray]:
-        return {k: v.copy() for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+        return array_state(self)
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
-        for key, value in state.items():
-            setattr(self, key, np.array(value, dtype=getattr(self, key).dtype))
+        load_array_state(self, state)
