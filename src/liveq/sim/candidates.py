@@ -33,22 +33,37 @@ def retrieve(cfg: LiveStreamConfig, live: np.ndarray, viewers: np.ndarray,
     n_trend = min(cfg.trending_slots, len(live_ids))
     order = np.argsort(-viewers[live_ids], kind="stable")
     trending, others = live_ids[order[:n_trend]], rng.permutation(live_ids[order[n_trend:]])
-    followed = np.where((follows >= 0) & live[np.maximum(follows, 0)], follows, -1)
-    followed = followed[:, ::-1][:, : max(cfg.followed_slots, 0)]  # newest follows first
     width = k - n_trend
-    window = np.full((n, width), -1, dtype=np.int32)
-    if len(others):
-        offset = rng.integers(0, len(others), size=(n, 1))
-        cols = np.arange(min(width, len(others)))
-        window[:, : len(cols)] = others[(offset + cols) % len(others)]
-    pool = np.concatenate([followed, np.broadcast_to(trending, (n, n_trend)), window], axis=1)
+    offsets = rng.integers(0, max(len(others), 1), size=(n, 1))
     out = np.empty((n, k), dtype=np.int32)
 
     def fill(rows: slice) -> None:
-        out[rows] = _first_distinct(pool[rows], n_followed=followed.shape[1], k=k)
+        followed = _live_follows(follows[rows], live, cfg.followed_slots)
+        window = _window(others, offsets[rows], width)
+        pool = np.concatenate([followed, np.broadcast_to(trending, (len(window), n_trend)),
+                               window], axis=1)
+        out[rows] = _first_distinct(pool, n_followed=followed.shape[1], k=k)
 
     for_row_chunks(fill, n)
     return out
+
+
+def _live_follows(follows: np.ndarray, live: np.ndarray, slots: int) -> np.ndarray:
+    """Up to `slots` followed streamers who are live, newest follow first; -1 pads."""
+    newest_first = follows[:, ::-1]
+    live_follow = np.where((newest_first >= 0) & live[np.maximum(newest_first, 0)],
+                           newest_first, -1)
+    order = np.argsort(live_follow < 0, axis=1, kind="stable")[:, :slots]
+    return np.take_along_axis(live_follow, order, axis=1)
+
+
+def _window(others: np.ndarray, offsets: np.ndarray, width: int) -> np.ndarray:
+    """`width` consecutive streamers of the shuffled `others` from each row's offset."""
+    window = np.full((len(offsets), width), -1, dtype=np.int32)
+    if len(others):
+        cols = np.arange(min(width, len(others)))
+        window[:, : len(cols)] = others[(offsets + cols) % len(others)]
+    return window
 
 
 def _first_distinct(pool: np.ndarray, n_followed: int, k: int) -> np.ndarray:
