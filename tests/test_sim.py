@@ -169,7 +169,7 @@ def test_world_changes_streams_end_newcomers_and_returning_viewers():
 def test_one_million_transitions_of_the_default_world_fit_in_two_gib():
     from liveq.replay import ReplayBuffer, make_codec
 
-    env = LiveStreamVectorEnv(64)
+    env = LiveStreamVectorEnv(128)  # configs/livestream_default.yaml
     codec = make_codec(env, 1_000_000)
     buffer = ReplayBuffer(codec, 1_000_000)  # zero-filled pages are not touched here
     total = buffer.nbytes() + codec.nbytes()
