@@ -15,6 +15,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from liveq.envs import make_vec_env
 from liveq.eval.stats import mean_ci, ratio_ci, summarise
 
 # Per-session sums taken from the LiveStream step info.
@@ -119,8 +120,6 @@ def evaluate(make_policy: Callable[[gym.vector.VectorEnv], Any], env: gym.vector
 
 def make_online_evaluator(env_id: str, kwargs: dict[str, Any] | None, n_envs: int = 64):
     """`evaluate(policy, n_episodes, seed) -> {metric: mean}` for training-time checks."""
-    from liveq.envs import make_vec_env
-
     def evaluate_policy(policy, n_episodes: int, seed: int) -> dict[str, float]:
         env = make_vec_env(env_id, min(n_envs, n_episodes), kwargs)
         summary = evaluate(lambda _: policy, env, n_episodes, seed)
