@@ -110,3 +110,13 @@ def test_argparse_usage_errors_exit_2():
     with pytest.raises(SystemExit) as exc:
         main(["train"])
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("name", ["livestream_small", "livestream_default", "livestream_large"])
+def test_shipped_configs_are_valid(name):
+    from liveq.sim.livestream import make_config
+    from liveq.train import load_run_config
+
+    config = load_run_config(SMALL.parent / f"{name}.yaml")
+    world = make_config(None, config.env.kwargs)
+    assert config.env.id == "liveq/LiveStream-v0" and world.n_candidates >= 1
