@@ -22,8 +22,8 @@ EVAL_ENVS = 64
 
 def _config_data(path: str, args: argparse.Namespace) -> dict[str, Any]:
     data = load_yaml(path)
-    train = data.setdefault("train", {}) if isinstance(data.get("train", {}), dict) else None
-    if train is None:
+    train = data.setdefault("train", {})
+    if not isinstance(train, dict):
         raise ConfigError(f"{path}: 'train' must be a mapping")
     if getattr(args, "steps", None) is not None:
         train["total_env_steps"] = args.steps
@@ -61,15 +61,20 @@ def train_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_config(run: Path) -> RunConfig:
+    """The resolved config saved in a run folder."""
+    if not (run / "config.yaml").is_file():
+        raise ConfigError(f"{run} is not a run folder (no config.yaml)")
+    return load_run_config(run / "config.yaml")
+
+
 def load_greedy_policy(run: str | Path, checkpoint: str, env) -> Any:
     """The greedy policy of a trained run, built for `env`'s spaces."""
     from liveq.train.checkpoint import load_checkpoint
     from liveq.train.loop import build_agent
 
     run = Path(run)
-    if not (run / "config.yaml").is_file():
-        raise ConfigError(f"{run} is not a run folder (no config.yaml)")
-    config = load_run_config(run / "config.yaml")
+    config = run_config(run)
     state = load_checkpoint(run / "checkpoints" / f"{checkpoint}.pt")
     agent = build_agent(config, env.single_observation_space, env.single_action_space,
                         config.seed)
@@ -94,9 +99,7 @@ def _report(results: dict, args: argparse.Namespace) -> None:
 def eval_command(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)  # small networks: one thread beats oversubscribed cores
     run = Path(args.run)
-    if not (run / "config.yaml").is_file():
-        raise ConfigError(f"{run} is not a run folder (no config.yaml)")
-    config = load_run_config(run / "config.yaml")
+    config = run_config(run)
     env = _eval_env(config, args.episodes)
     policy = load_greedy_policy(run, args.checkpoint, env)
     results = {run.name: evaluate(lambda _: policy, env, args.episodes, args.seed)}
