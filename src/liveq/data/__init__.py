@@ -1,0 +1,1 @@
+"""Interaction logs: loaders (Twitch, KuaiLive, generic), synthetic logs, calibration."""

@@ -1,0 +1,75 @@
+"""The in-memory shape every interaction-log loader returns.
+
+A log is one polars frame of interactions with dense integer ids (users 0..n_users-1,
+items 0..n_items-1), where an *item* is a streamer (the thing a live-streaming
+recommender ranks) and times are integer steps (10-minute rounds for Twitch). The
+original ids are kept so results can be reported in the log's own terms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+REQUIRED_COLUMNS = ("user", "item", "start", "stop")
+OPTIONAL_COLUMNS = ("watch", "value")
+
+
+class LogError(ValueError):
+    """A log that cannot be read as asked: missing file or column, malformed rows."""
+
+
+@dataclass(frozen=True)
+class InteractionLog:
+    """Interactions re-indexed to dense ids.
+
+    `frame` columns: `user`, `item` (Int32 dense ids), `start`, `stop` (Int32 steps, the
+    viewer watched during `start <= t < stop`), optionally `watch` (Float32 minutes
+    watched) and `value` (Float32 gifts or other value). Rows are sorted by
+    (`start`, `user`). `user_ids[i]` / `item_ids[j]` are the original ids of dense
+    user `i` / item `j`.
+    """
+
+    frame: pl.DataFrame
+    user_ids: pl.Series
+    item_ids: pl.Series
+    step_minutes: float
+    source: str
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def max_step(self) -> int:
+        return int(self.frame["stop"].max())
+
+
+def from_raw(frame: pl.DataFrame, *, step_minutes: float, source: str) -> InteractionLog:
+    """Re-index a validated frame whose `user`/`item` columns hold original ids.
+
+    Dense ids follow the order of first appearance in time (ties by original id), so the
+    same file always gives the same ids.
+    """
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise LogError(f"{source}: interaction frame lacks column(s) {', '.join(missing)}")
+    frame = frame.sort(["start", "user", "item"])
+    user_ids = frame["user"].unique(maintain_order=True)
+    item_ids = frame["item"].unique(maintain_order=True)
+    keep = [c for c in OPTIONAL_COLUMNS if c in frame.columns]
+    dense = frame.select(
+        pl.col("user").replace_strict(user_ids, pl.int_range(len(user_ids), eager=True),
+                                      return_dtype=pl.Int32),
+        pl.col("item").replace_strict(item_ids, pl.int_range(len(item_ids), eager=True),
+                                      return_dtype=pl.Int32),
+        pl.col("start").cast(pl.Int32),
+        pl.col("stop").cast(pl.Int32),
+        *[pl.col(c).cast(pl.Float32) for c in keep],
+    )
+    return InteractionLog(dense, user_ids, item_ids, float(step_minutes), source)
