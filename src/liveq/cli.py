@@ -1,4 +1,4 @@
-"""The `liveq` command line: train, eval, compare, bench.
+"""The `liveq` command line: train, eval, compare, bench, data, eval-offline, ope.
 
 Usage errors (bad configs, missing or corrupted checkpoints, invalid arguments) print
 one line `liveq: error: ...` and exit with status 2; no traceback.
@@ -7,6 +7,7 @@ one line `liveq: error: ...` and exit with status 2; no traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 
@@ -57,30 +58,120 @@ def _add_bench(sub) -> None:
     p.add_argument("--json", help="write figures as JSON")
 
 
+def _add_log_arguments(p) -> None:
+    """The arguments every command that reads an interaction log shares."""
+    p.add_argument("log", help="interaction log: a file (Twitch, generic) or a folder (KuaiLive)")
+    p.add_argument("--format", choices=("twitch", "kuailive", "generic"), default="twitch",
+                   help="log format (default twitch)")
+    p.add_argument("--schema", help="YAML column mapping for --format generic")
+    p.add_argument("--on-bad-rows", choices=("error", "skip", "report"), default="error",
+                   help="malformed rows: stop (default), drop and count, or drop and list them")
+
+
+def _add_data(sub) -> None:
+    p = sub.add_parser("data", help="synthesise, calibrate from and analyse interaction logs")
+    data = p.add_subparsers(dest="data_command", required=True)
+    s = data.add_parser("synth", help="write a synthetic log from the simulator")
+    s.add_argument("--format", choices=("twitch", "kuailive", "generic"), default="twitch")
+    s.add_argument("--out", required=True, help="file (twitch, generic) or folder (kuailive)")
+    s.add_argument("--policy", choices=("popular", "repeat", "random", "oracle"),
+                   default="popular", help="behaviour policy that recommends in the simulator")
+    s.add_argument("--epsilon", type=float, default=0.1,
+                   help="share of uniformly random recommendations mixed into the policy")
+    s.add_argument("--sessions", type=int, default=2000, help="concurrent viewer sessions")
+    s.add_argument("--days", type=float, default=7.0, help="simulated days")
+    s.add_argument("--config", help="simulator config YAML (LiveStreamConfig fields)")
+    s.add_argument("--seed", type=int, default=0)
+    c = data.add_parser("calibrate", help="fit a simulator config to a log")
+    _add_log_arguments(c)
+    c.add_argument("--out", required=True, help="simulator config YAML to write")
+    c.add_argument("--seed", type=int, default=0)
+    a = data.add_parser("analyze", help="retention, churn, watch time and repeat consumption")
+    _add_log_arguments(a)
+    a.add_argument("--out", required=True, help="folder for the PNG plots and summary.json")
+    a.add_argument("--churn-days", type=float, default=7.0,
+                   help="a viewer has churned after this many days without a visit")
+    a.add_argument("--seed", type=int, default=0)
+
+
+def _add_eval_offline(sub) -> None:
+    p = sub.add_parser("eval-offline", help="rank live streamers on a log (LiveRec protocol)")
+    _add_log_arguments(p)
+    p.add_argument("--protocol", choices=("liverec", "leave-last-out"), default="liverec")
+    p.add_argument("--models", default="pop,rep,bpr,dqn",
+                   help="comma-separated: pop, rep, bpr, dqn, bc, bandit")
+    p.add_argument("--seed", type=int, default=0, help="seed for training and tie-breaking")
+    p.add_argument("--json", help="write results as JSON")
+    p.add_argument("--csv", help="write results as CSV")
+
+
+def _add_ope(sub) -> None:
+    p = sub.add_parser("ope", help="off-policy estimates: on the simulator or Open Bandit data")
+    p.add_argument("source", choices=("sim", "obd"),
+                   help="sim: simulator logs with known truth; obd: Open Bandit sample")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", help="write results as JSON")
+    p.add_argument("--csv", help="write results as CSV")
+    p.add_argument("--bootstrap", type=int, help="bootstrap replicates per interval "
+                   "(default 200 for sim, 1000 for obd)")
+    p.add_argument("--clip", type=float, help="cap importance weights of IPS, SNIPS, DR")
+    p.add_argument("--switch-tau", type=float, default=10.0,
+                   help="switch-DR keeps DR's correction where the weight is <= this")
+    p.add_argument("--folds", type=int, default=3, help="reward-model cross-fitting folds")
+    p.add_argument("--seeds", type=int, help="sim: independent logs (default 10)")
+    p.add_argument("--sessions", type=int, help="sim: concurrent sessions per log (default 512)")
+    p.add_argument("--steps", type=int, help="sim: steps per log (default 16)")
+    p.add_argument("--behaviour", help="sim: logging policy NAME[:EPSILON] (popular:0.3)")
+    p.add_argument("--targets", help="sim: comma-separated target policies "
+                   "(oracle,repeat,popular:0.1,random)")
+    p.add_argument("--campaign", choices=("all", "men", "women"),
+                   help="obd: ZOZOTOWN campaign (default all)")
+    p.add_argument("--n-sim", type=int, help="obd: draws of the BTS distribution (100000)")
+    p.add_argument("--obp-check", action="store_true",
+                   help="obd: also run obp's estimators on the same inputs and compare")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="liveq", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_train, _add_eval, _add_compare, _add_bench):
+    for add in (_add_train, _add_eval, _add_compare, _add_bench, _add_data, _add_eval_offline,
+                _add_ope):
         add(sub)
     return parser
 
 
-def _commands() -> dict[str, Callable[[argparse.Namespace], int]]:
-    from liveq import commands
+# command (or "data <sub>") -> "module:function"; imported only when that command runs.
+_COMMANDS = {
+    "train": "liveq.commands:train_command",
+    "eval": "liveq.commands:eval_command",
+    "compare": "liveq.commands:compare_command",
+    "bench": "liveq.commands:bench_command",
+    "data synth": "liveq.data.synth:synth_command",
+    "data calibrate": "liveq.data.calibrate:calibrate_command",
+    "data analyze": "liveq.data.analyze:analyze_command",
+    "eval-offline": "liveq.eval.offline_cli:eval_offline_command",
+    "ope": "liveq.eval.ope_cli:ope_command",
+}
 
-    return {"train": commands.train_command, "eval": commands.eval_command,
-            "compare": commands.compare_command, "bench": commands.bench_command}
+
+def _command(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
+    name = args.command
+    if name == "data":
+        name = f"data {args.data_command}"
+    module, function = _COMMANDS[name].split(":")
+    return getattr(importlib.import_module(module), function)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from liveq.data.log import LogError
     from liveq.sim.core import InvalidActionError
     from liveq.train.checkpoint import CheckpointError
 
     try:
-        return _commands()[args.command](args)
+        return _command(args)(args)
     except (ConfigError, CheckpointError, InvalidActionError, UsageError,
-            FileNotFoundError) as exc:
+            FileNotFoundError, LogError) as exc:
         print(f"liveq: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
