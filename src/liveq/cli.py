@@ -80,6 +80,8 @@ def _add_data(sub) -> None:
                    help="share of uniformly random recommendations mixed into the policy")
     s.add_argument("--sessions", type=int, default=2000, help="concurrent viewer sessions")
     s.add_argument("--days", type=float, default=7.0, help="simulated days")
+    s.add_argument("--return-after-days", type=float, default=1.0,
+                   help="days a returning viewer stays away before the next visit")
     s.add_argument("--config", help="simulator config YAML (LiveStreamConfig fields)")
     s.add_argument("--seed", type=int, default=0)
     c = data.add_parser("calibrate", help="fit a simulator config to a log")

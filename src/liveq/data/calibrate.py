@@ -264,9 +264,8 @@ def config_yaml(result: Calibration, source: str, path: str = "fitted.yaml") -> 
     header = [f"# LiveStreamConfig fitted by `liveq data calibrate` to {source}.",
               "# Simulate it with the fitted behaviour settings:",
               f"#   liveq data synth --config {path} --policy {POLICY} "
-              f"--epsilon {s['epsilon']:.4f} --sessions {int(round(s['sessions']))}",
-              f"# with returning viewers away return_after_days={s['return_after_days']:.3f} "
-              "(simulate_interactions argument)."]
+              f"--epsilon {s['epsilon']:.4f} --sessions {int(round(s['sessions']))} "
+              f"--return-after-days {s['return_after_days']:.3f}"]
     return "\n".join(header + lines) + "\n"
 
 

@@ -319,7 +319,8 @@ def synth_command(args: argparse.Namespace) -> int:
     cfg = from_dict(LiveStreamConfig, load_yaml(args.config)) if args.config else \
         LiveStreamConfig()
     raw = simulate_rows(cfg, policy=args.policy, epsilon=args.epsilon,
-                        sessions=args.sessions, days=args.days, seed=args.seed)
+                        sessions=args.sessions, days=args.days, seed=args.seed,
+                        return_after_days=args.return_after_days)
     note = write_rows(raw, args.format, args.out, cfg.step_minutes)
     steps = int(raw["stop"].max() - raw["start"].min()) if raw.height else 0
     print(f"wrote {args.out} ({args.format}{note}): {raw.height} rows, {raw['user'].n_unique()} "
