@@ -109,28 +109,48 @@ def _add_eval_offline(sub) -> None:
 
 def _add_ope(sub) -> None:
     p = sub.add_parser("ope", help="off-policy estimates: on the simulator or Open Bandit data")
-    p.add_argument("source", choices=("sim", "obd"),
-                   help="sim: simulator logs with known truth; obd: Open Bandit sample")
+    p.add_argument("source", choices=("sim", "obd", "offline-rl"),
+                   help="sim: simulator logs with known truth; obd: Open Bandit sample; "
+                   "offline-rl: learn from a simulator log, judge off-policy and online")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write results as JSON")
     p.add_argument("--csv", help="write results as CSV")
     p.add_argument("--bootstrap", type=int, help="bootstrap replicates per interval "
-                   "(default 200 for sim, 1000 for obd)")
+                   "(default 200 for sim and offline-rl, 1000 for obd)")
     p.add_argument("--clip", type=float, help="cap importance weights of IPS, SNIPS, DR")
     p.add_argument("--switch-tau", type=float, default=10.0,
                    help="switch-DR keeps DR's correction where the weight is <= this")
     p.add_argument("--folds", type=int, default=3, help="reward-model cross-fitting folds")
     p.add_argument("--seeds", type=int, help="sim: independent logs (default 10)")
-    p.add_argument("--sessions", type=int, help="sim: concurrent sessions per log (default 512)")
-    p.add_argument("--steps", type=int, help="sim: steps per log (default 16)")
-    p.add_argument("--behaviour", help="sim: logging policy NAME[:EPSILON] (popular:0.3)")
+    p.add_argument("--sessions", type=int, help="sim, offline-rl: concurrent sessions per log "
+                   "(default 512, 64)")
+    p.add_argument("--steps", type=int, help="sim, offline-rl: steps per log (default 16, 1024)")
+    p.add_argument("--behaviour", help="sim, offline-rl: logging policy NAME[:EPSILON] "
+                   "(popular:0.3)")
     p.add_argument("--targets", help="sim: comma-separated target policies "
-                   "(oracle,repeat,popular:0.1,random)")
+                   "(oracle,repeat,popular:0.1,random); offline-rl: baselines judged beside "
+                   "the learners (popular,random)")
     p.add_argument("--campaign", choices=("all", "men", "women"),
                    help="obd: ZOZOTOWN campaign (default all)")
     p.add_argument("--n-sim", type=int, help="obd: draws of the BTS distribution (100000)")
     p.add_argument("--obp-check", action="store_true",
                    help="obd: also run obp's estimators on the same inputs and compare")
+    p.add_argument("--config", help="offline-rl: run config YAML whose env.kwargs and "
+                   "agent.dqn the learners use (default: the small world of "
+                   "configs/livestream_small.yaml)")
+    p.add_argument("--learners", help="offline-rl: comma-separated offline learners: dqn, bc, "
+                   "bandit, dqn-nocql (default dqn,bc,bandit)")
+    p.add_argument("--gradient-steps", type=int,
+                   help="offline-rl: gradient steps per learner (3000)")
+    p.add_argument("--cql-alpha", type=float, help="offline-rl: CQL weight of dqn and "
+                   "bandit (0.1)")
+    p.add_argument("--soften", type=float, help="offline-rl: uniform exploration mixed into "
+                   "each learned policy for a second OPE target (0.1; 0 = none)")
+    p.add_argument("--heldout-steps", type=int,
+                   help="offline-rl: steps of the held-out log for OPE (256)")
+    p.add_argument("--episodes", type=int, help="offline-rl: sessions per policy online (1024)")
+    p.add_argument("--no-online-dqn", action="store_true",
+                   help="offline-rl: skip DQN trained online on the same budget")
 
 
 def build_parser() -> argparse.ArgumentParser:

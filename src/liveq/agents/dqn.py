@@ -12,6 +12,11 @@ Only real terminations cut the bootstrap; truncated episodes still bootstrap. Ma
 candidates (`obs["mask"] == 0`) are never chosen, neither by the policy nor inside the
 target's argmax, and a next state with no valid candidate contributes 0. `gamma = 0`
 gives the myopic baseline: the same network regressed on the immediate reward.
+`cql_alpha > 0` adds the conservative penalty `cql_alpha * mean(logsumexp_a Q(s, a) -
+Q(s, a_logged))` over the valid actions (`liveq.agents.offline_loss`), for training
+offline from a replay buffer filled with logged transitions; with `td_weight = 0` only
+that term is left, which is behaviour cloning (the cross-entropy of the logged action
+under a softmax of the Q-values).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import torch.nn.functional as F
 
 from liveq.agents.base import Action, Obs, action_mask, masked_uniform, top_k_slate
 from liveq.agents.networks import make_q_network, masked_q, obs_to_tensor
+from liveq.agents.offline_loss import cql_penalty
 from liveq.config import ConfigError, require
 from liveq.replay import ReplayBatch
 
@@ -59,6 +65,11 @@ class DQNConfig:
     """Huber (smooth L1) loss instead of squared error."""
     max_grad_norm: float = 10.0
     """Clip the gradient's global norm to this; 0 disables clipping."""
+    cql_alpha: float = 0.0
+    """Weight of the conservative (CQL) penalty over the valid candidates of each sampled
+    state, for learning offline from a filled replay buffer; 0 = plain DQN."""
+    td_weight: float = 1.0
+    """Weight of the TD loss; 0 with cql_alpha > 0 leaves behaviour cloning alone."""
     epsilon_start: float = 1.0
     """Exploration rate at the first step."""
     epsilon_end: float = 0.05
@@ -79,6 +90,10 @@ class DQNConfig:
                 f"{self.learning_starts}")
         require(0.0 < self.tau <= 1.0, f"tau must be in (0, 1], got {self.tau}")
         require(self.max_grad_norm >= 0, f"max_grad_norm must be >= 0, got {self.max_grad_norm}")
+        require(self.cql_alpha >= 0, f"cql_alpha must be >= 0, got {self.cql_alpha}")
+        require(self.td_weight >= 0, f"td_weight must be >= 0, got {self.td_weight}")
+        require(self.td_weight > 0 or self.cql_alpha > 0,
+                "td_weight and cql_alpha cannot both be 0 (nothing left to learn)")
         for name in ("epsilon_start", "epsilon_end", "epsilon_fraction"):
             value = getattr(self, name)
             require(0.0 <= value <= 1.0, f"{name} must be in [0, 1], got {value}")
@@ -200,9 +215,15 @@ class DQNAgent:
             next_q_online = self.q_net(next_obs) if c.double else None
             target = td_target(rewards, terminated, c.gamma, self.target_net(next_obs),
                                next_q_online, next_mask)
-        q_taken = self.q_net(obs).gather(1, actions).squeeze(1)  # (batch,)
+        q_values = self.q_net(obs)  # (batch, n_actions)
+        q_taken = q_values.gather(1, actions).squeeze(1)  # (batch,)
         loss_fn = F.smooth_l1_loss if c.huber else F.mse_loss
         loss = loss_fn(q_taken, target)
+        if c.td_weight != 1.0:
+            loss = c.td_weight * loss
+        if c.cql_alpha > 0:
+            mask = obs.get("mask") if isinstance(obs, dict) else None
+            loss = loss + c.cql_alpha * cql_penalty(q_values, mask, actions.squeeze(1))
         self.optimizer.zero_grad()
         loss.backward()
         if c.max_grad_norm > 0:

@@ -1,9 +1,11 @@
-"""`liveq ope {sim,obd}`: off-policy estimates beside the truth, as a table, JSON and CSV.
+"""`liveq ope {sim,obd,offline-rl}`: off-policy estimates beside the truth: table, JSON, CSV.
 
 `sim` logs a behaviour policy in the simulator and reports each estimator's bias, RMSE and
 interval coverage over seeds against the exact expected reward; `obd` evaluates Bernoulli
 TS on the Open Bandit random log against the BTS log's own mean click, with obp 0.4.1's
-figures for the same setup beside ours.
+figures for the same setup beside ours; `offline-rl` trains DQN, BC and a bandit from a
+simulator log alone and reports their online return beside their off-policy estimates
+(`liveq.eval.offline_rl_sim`).
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from liveq.cli import UsageError
-from liveq.config import to_dict
+from liveq.config import ConfigError, to_dict
 from liveq.eval.ope import EstimatorConfig
 
 SIM_ONLY = ("seeds", "sessions", "steps", "behaviour", "targets")
 OBD_ONLY = ("campaign", "n_sim", "obp_check")
+OFFLINE_RL_ONLY = ("config", "learners", "gradient_steps", "cql_alpha", "soften",
+                   "heldout_steps", "episodes", "no_online_dqn")
 
 
 def _estimator_config(args: argparse.Namespace, n_boot: int) -> EstimatorConfig:
@@ -75,7 +79,7 @@ def sim_table(summary: list[dict], per_seed: list[dict]) -> str:
 def _sim(args: argparse.Namespace) -> dict[str, Any]:
     from liveq.eval.ope_sim import SimOPEConfig, run_sim
 
-    _reject_foreign(args, OBD_ONLY)
+    _reject_foreign(args, OBD_ONLY + OFFLINE_RL_ONLY)
     config = SimOPEConfig(estimators=_estimator_config(args, n_boot=200))
     for name in ("seeds", "sessions", "steps", "behaviour"):
         if getattr(args, name) is not None:
@@ -107,7 +111,7 @@ def obd_table(rows: list[dict]) -> str:
 def _obd(args: argparse.Namespace) -> dict[str, Any]:
     from liveq.eval.ope_obd import OBDConfig, evaluate, obp_same_inputs, prepare
 
-    _reject_foreign(args, SIM_ONLY)
+    _reject_foreign(args, SIM_ONLY + OFFLINE_RL_ONLY)
     config = OBDConfig(campaign=args.campaign or "all",
                        estimators=_estimator_config(args, n_boot=1000))
     if args.n_sim is not None:
@@ -133,7 +137,97 @@ def _obd(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+# ------------------------------------------------------------------ offline-rl
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def offline_rl_config(args: argparse.Namespace):
+    """The `OfflineRLConfig` of these arguments (and of the run config `--config`)."""
+    from liveq.eval.offline_rl_sim import OfflineRLConfig
+    from liveq.train.config import load_run_config
+
+    config = OfflineRLConfig(estimators=_estimator_config(args, n_boot=200))
+    if args.config is not None:
+        run = load_run_config(args.config)
+        if not run.env.id.startswith("liveq/LiveStream"):
+            raise ConfigError(f"{args.config}: offline-rl needs a liveq/LiveStream env, "
+                              f"not {run.env.id}")
+        config.env, config.dqn = dict(run.env.kwargs), run.agent.dqn
+    for name in ("sessions", "steps", "behaviour", "gradient_steps", "cql_alpha", "soften",
+                 "heldout_steps", "episodes"):
+        if getattr(args, name) is not None:
+            setattr(config, name, getattr(args, name))
+    if args.learners is not None:
+        config.learners = _names(args.learners)
+    if args.targets is not None:
+        config.references = _names(args.targets)
+    config.online_dqn = not args.no_online_dqn
+    config.validate()
+    return config
+
+
+def offline_rl_table(rows: list[dict], support: dict[str, dict[str, float]]) -> str:
+    """Per target: truth, each estimate with its relative error, ESS share, unsupported mass."""
+    estimators = list(dict.fromkeys(r["estimator"] for r in rows))
+    by_target: dict[str, dict[str, dict]] = {}
+    for r in rows:
+        by_target.setdefault(r["target"], {})[r["estimator"]] = r
+    header = ["target", "truth", *estimators, "ESS", "no support"]
+    body = []
+    for target, cells in by_target.items():
+        truth = next(iter(cells.values()))["truth"]
+        estimates = [cells[e]["estimate"] for e in estimators]
+        body.append([target, f"{truth:.4f}",
+                     *(f"{v:.4f} ({100 * (v / truth - 1):+.1f}%)" for v in estimates),
+                     f"{100 * support[target]['ess_share']:.0f}%",
+                     f"{100 * support[target]['unsupported']:.0f}%"])
+    return format_table(header, body)
+
+
+def _offline_rl_rows(result: dict[str, Any]) -> list[dict]:
+    """CSV rows: every online metric and every OPE estimate, one per (policy, measure)."""
+    rows = [{"policy": policy, "measure": f"online:{metric}", "estimate": e["mean"],
+             "ci_low": e["ci_low"], "ci_high": e["ci_high"], "truth": None}
+            for policy, metrics in result["online"].items() for metric, e in metrics.items()]
+    rows += [{"policy": r["target"], "measure": f"ope:{r['estimator']}",
+              "estimate": r["estimate"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+              "truth": r["truth"]} for r in result["ope"]]
+    return rows
+
+
+def _offline_rl(args: argparse.Namespace) -> dict[str, Any]:
+    from liveq.eval.offline_rl_sim import run_offline_rl
+    from liveq.eval.report import format_table as results_table
+
+    _reject_foreign(args, OBD_ONLY + ("seeds",))
+    config = offline_rl_config(args)
+    result = run_offline_rl(config, args.seed)
+    log = result["log"]
+    print(f"liveq ope offline-rl: behaviour {config.behaviour} logged {log['transitions']} "
+          f"transitions ({config.sessions} sessions x {config.steps} steps, "
+          f"{log['sessions_ended']} sessions ended); {', '.join(config.learners)} learned "
+          f"from that log alone, {config.gradient_steps} gradient steps each")
+    for name, stats in result["training"].items():
+        print(f"  {name}: loss {stats['loss_first']:.3f} -> {stats['loss_last']:.3f}, "
+              f"mean Q of logged actions {stats['q_mean_last']:.3f}")
+    print(f"\nonline: {config.episodes} sessions per policy on a fresh world (same seed for "
+          "all); mean ± half-width of the 95% interval")
+    print(results_table(result["online"]))
+    print(f"\noff-policy, on a held-out log of {result['heldout_rounds']} rounds: estimates "
+          "of the expected immediate reward per step (relative error); truth = exact, "
+          "from the simulator; ESS = effective sample size of the importance weights; no "
+          "support = the target's probability on actions the behaviour never takes")
+    print(offline_rl_table(result["ope"], result["support"]))
+    _write({"source": "offline-rl", "seed": args.seed, "config": to_dict(config), **result},
+           _offline_rl_rows(result), args)
+    return result
+
+
+SOURCES = {"sim": _sim, "obd": _obd, "offline-rl": _offline_rl}
+
+
 def ope_command(args: argparse.Namespace) -> int:
-    """Run `liveq ope sim` or `liveq ope obd`; 0 on success."""
-    (_sim if args.source == "sim" else _obd)(args)
+    """Run `liveq ope sim`, `liveq ope obd` or `liveq ope offline-rl`; 0 on success."""
+    SOURCES[args.source](args)
     return 0
