@@ -9,7 +9,7 @@ import torch
 
 from liveq.agents.dqn import DQNAgent, DQNConfig, td_target
 from liveq.agents.networks import obs_to_tensor
-from liveq.agents.offline_loss import bc_cross_entropy, cql_penalty, double_q_target
+from liveq.agents.offline_loss import bc_cross_entropy, cql_penalty
 from liveq.replay import ReplayBatch
 
 
@@ -82,7 +82,7 @@ NEXT_MASK = torch.tensor([[True, True], [True, True], [False, True], [False, Fal
 
 
 def test_double_q_target_by_hand():
-    y = double_q_target(REWARD, DONE, 0.5, ONLINE, TARGET, NEXT_MASK)
+    y = td_target(REWARD, DONE, 0.5, TARGET, ONLINE, NEXT_MASK)
     # row 0: online picks column 1 -> 1 + 0.5 * 20 ; row 1: done -> 2
     # row 2: online prefers column 0 but only 1 is valid -> 3 + 0.5 * 60
     # row 3: no valid next candidate -> 4 + 0
@@ -91,19 +91,9 @@ def test_double_q_target_by_hand():
 
 def test_double_q_target_gamma_zero_is_the_reward_and_has_no_gradient():
     online = ONLINE.clone().requires_grad_(True)
-    y = double_q_target(REWARD, DONE, 0.0, online, TARGET, None)
+    y = td_target(REWARD, DONE, 0.0, TARGET, online, None)
     assert y.tolist() == pytest.approx(REWARD.tolist())
     assert not y.requires_grad
-
-
-def test_double_q_target_agrees_with_dqn_td_target():
-    gen = torch.Generator().manual_seed(1)
-    online, target = torch.randn(64, 6, generator=gen), torch.randn(64, 6, generator=gen)
-    mask = torch.rand(64, 6, generator=gen) < 0.5
-    reward, done = torch.rand(64, generator=gen), (torch.rand(64, generator=gen) < 0.2).float()
-    mine = double_q_target(reward, done, 0.9, online, target, mask)
-    theirs = td_target(reward, done, 0.9, target, online, mask)
-    assert torch.equal(mine, theirs)
 
 
 # --- the simulator DQN trained offline: DQNConfig.cql_alpha ----------------------------

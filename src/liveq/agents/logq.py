@@ -44,8 +44,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from liveq.agents import logq_data as data
+from liveq.agents.dqn import td_target
 from liveq.agents.networks import mlp
-from liveq.agents.offline_loss import bc_cross_entropy, cql_penalty, double_q_target
+from liveq.agents.offline_loss import bc_cross_entropy, cql_penalty
 from liveq.config import ConfigError, require
 from liveq.data.log import InteractionLog, LogError
 from liveq.eval.ranking import RankingQueries
@@ -354,4 +355,4 @@ class _Trainer:
         with torch.no_grad():
             q_online = self.net(next_batch).view(next_mask.shape)
             q_target = self.target(next_batch).view(next_mask.shape)
-        return double_q_target(reward, done, self.model.gamma, q_online, q_target, next_mask)
+            return td_target(reward, done, self.model.gamma, q_target, q_online, next_mask)

@@ -1,10 +1,9 @@
 """Loss terms for learning a Q-function from logged interactions, without a simulator.
 
-All three work on Q-values (or logits) of a *candidate set* per row, `(batch, n_candidates)`,
+Both work on Q-values (or logits) of a *candidate set* per row, `(batch, n_candidates)`,
 with a boolean `mask` of the valid candidates and the column of the logged action:
 
     cql_penalty      = mean_rows( logsumexp_{a valid} Q(s, a) - Q(s, a_logged) )
-    double_q_target  = r + gamma * (1 - done) * Q_target(s', argmax_{a' valid} Q_online(s', a'))
     bc_cross_entropy = mean_rows( -log softmax_{a valid}(logits)[a_logged] )
 
 The conservative penalty (CQL(H), Kumar et al. 2020) pushes down the Q-values of actions
@@ -12,8 +11,7 @@ the log never took while pushing up the logged one, so the greedy policy stays n
 data. Over the same candidate set it equals the behaviour-cloning cross-entropy of the Q
 values read as logits (the two functions are tested against each other); they are kept
 apart because they play different roles: a regulariser of the TD loss, and a whole
-objective. `double_q_target` is `liveq.agents.dqn.td_target` with the double-DQN
-argument order of this module (dqn imports this module, so it cannot import dqn back).
+objective. The TD target is `liveq.agents.dqn.td_target`.
 """
 
 from __future__ import annotations
@@ -42,23 +40,6 @@ def cql_penalty(q_candidates: torch.Tensor, mask: torch.Tensor | None,
     """
     soft_max = torch.logsumexp(masked_q(q_candidates, mask), dim=1)  # (batch,)
     return (soft_max - _taken(q_candidates, mask, taken_index)).mean()
-
-
-def double_q_target(reward: torch.Tensor, done: torch.Tensor, gamma: float,
-                    q_next_online: torch.Tensor, q_next_target: torch.Tensor,
-                    next_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """`r + gamma * (1 - done) * Q_target(s', a*)`, `a* = argmax` of the online Q, (batch,).
-
-    `q_next_online`, `q_next_target` (batch, n_next_candidates); the argmax runs over the
-    valid next candidates only, and a next state with none has value 0. No gradient flows.
-    """
-    with torch.no_grad():
-        best = masked_q(q_next_online, next_mask).argmax(dim=1, keepdim=True)  # (batch, 1)
-        next_value = q_next_target.gather(1, best).squeeze(1)  # (batch,)
-        if next_mask is not None:
-            next_value = torch.where(next_mask.any(dim=1), next_value,
-                                     torch.zeros_like(next_value))
-        return reward + gamma * (1.0 - done) * next_value
 
 
 def bc_cross_entropy(logits: torch.Tensor, mask: torch.Tensor | None,
