@@ -6,12 +6,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+import obp  # a dev dependency: this test must fail, not skip, when it is missing
+import pandas as pd
 import pytest
-
-obp = pytest.importorskip("obp")
-pd = pytest.importorskip("pandas")
-
-from obp.ope import (  # noqa: E402
+from obp.ope import (
     DirectMethod,
     DoublyRobust,
     InverseProbabilityWeighting,
@@ -19,14 +17,14 @@ from obp.ope import (  # noqa: E402
     SelfNormalizedInverseProbabilityWeighting,
     SwitchDoublyRobust,
 )
-from obp.policy import BernoulliTS  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
-from sklearn.model_selection import KFold  # noqa: E402
-from sklearn.preprocessing import LabelEncoder  # noqa: E402
+from obp.policy import BernoulliTS
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold
+from sklearn.preprocessing import LabelEncoder
 
-from liveq.cli import main  # noqa: E402
-from liveq.data.log import LogError  # noqa: E402
-from liveq.eval.ope import (  # noqa: E402
+from liveq.cli import main
+from liveq.data.log import LogError
+from liveq.eval.ope import (
     RewardFeatures,
     cross_fit,
     design_matrix,
@@ -37,7 +35,7 @@ from liveq.eval.ope import (  # noqa: E402
     snips,
     switch_dr,
 )
-from liveq.eval.ope_obd import (  # noqa: E402
+from liveq.eval.ope_obd import (
     OBP_REFERENCE,
     OBDConfig,
     OBDInputs,
