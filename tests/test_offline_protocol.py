@@ -32,9 +32,11 @@ from liveq.eval.offline import (
     rank_queries,
     ranks_from_scores,
     run_protocol,
+    self_only,
     summarise_ranks,
     target_index,
     training_log,
+    without_self_only,
 )
 from liveq.eval.offline_models import PopularNow, RepeatFavourite
 
@@ -97,6 +99,29 @@ def test_liverec_validation_and_train_splits(log):
     train = query_table(log, build_queries(log, "train", liverec=SHORT))
     assert train == {"u1": (2, "B", ["A"], {"B": 1}, False),
                      "u5": (3, "B", ["A"], {"B": 1, "C": 1}, False)}
+
+
+def test_self_only_targets_and_availability_from_other_users(log):
+    queries = build_queries(log, "test", liverec=SHORT)
+    # u3's target A at step 8 is live only through u3's own row A 8-9.
+    assert self_only(queries).tolist() == [False, True]
+    assert query_table(log, without_self_only(queries)) == {
+        "u1": (8, "C", ["A", "B", "A", "A"], {"A": 1, "B": 1, "C": 1}, False)}
+    # A candidate only the query's user watches leaves that query's candidates.
+    frame = pl.DataFrame({"user": ["u1", "u1", "u1", "u2"], "item": ["A", "C", "B", "B"],
+                          "start": [0, 1, 2, 2], "stop": [1, 3, 3, 3]})
+    small = from_raw(frame, step_minutes=10.0, source="small")
+    queries = build_queries(small, "test", protocol="leave-last-out")
+    assert query_table(small, queries) == {"u1": (2, "B", ["A", "C"], {"B": 1, "C": 0}, False)}
+    assert query_table(small, without_self_only(queries)) == {
+        "u1": (2, "B", ["A", "C"], {"B": 1}, False)}
+    result = run_protocol(log, {"pop": PopularNow()}, splits=("test",), liverec=SHORT,
+                          availability="others")
+    test = result["splits"]["test"]
+    assert (test["self_only_target_share"], test["dropped_targets"], test["n_targets"]) == \
+        (0.5, 1, 1)
+    with pytest.raises(ValueError, match="unknown availability"):
+        run_protocol(log, {}, availability="nobody")
 
 
 def test_history_keeps_the_most_recent_rows(log):
@@ -256,6 +281,14 @@ def test_cli_end_to_end(tmp_path, capsys):
     assert main(["eval-offline", str(log), "--models", "pop", "--protocol",
                  "leave-last-out"]) == 0
     assert "test: 40 targets" in capsys.readouterr().out
+    assert main(["eval-offline", str(log), "--models", "pop", "--availability", "others",
+                 "--json", str(js)]) == 0
+    assert "availability: other users' rows only" in capsys.readouterr().out
+    result = json.loads(js.read_text())
+    assert result["availability"] == "others"
+    test = result["splits"]["test"]
+    assert test["dropped_targets"] == round(test["self_only_target_share"]
+                                            * (test["n_targets"] + test["dropped_targets"]))
 
 
 @pytest.mark.parametrize(("argv", "message"), [

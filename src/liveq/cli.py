@@ -100,6 +100,9 @@ def _add_eval_offline(sub) -> None:
     p = sub.add_parser("eval-offline", help="rank live streamers on a log (LiveRec protocol)")
     _add_log_arguments(p)
     p.add_argument("--protocol", choices=("liverec", "leave-last-out"), default="liverec")
+    p.add_argument("--availability", choices=("log", "others"), default="log",
+                   help="a streamer is live at t if any row covers t (log, LiveRec's rule) or "
+                        "a row of another user than the target's (others)")
     p.add_argument("--models", default="pop,rep,bpr,dqn",
                    help="comma-separated: pop, rep, bpr, dqn, bc, bandit")
     p.add_argument("--seed", type=int, default=0, help="seed for training and tie-breaking")

@@ -72,12 +72,26 @@ def format_result(result: dict) -> str:
         if info is None:
             continue
         lines += ["", f"{split}: {info['n_targets']} targets ({info['n_repeat']} repeat, "
-                      f"{info['n_new']} new; repeat ratio {info['repeat_ratio']:.3f})"]
+                      f"{info['n_new']} new; repeat ratio {info['repeat_ratio']:.3f})",
+                  _availability_note(result["availability"], info)]
         rows = [_cells(model if i == 0 else "", subset, metrics[subset])
                 for model, metrics in info["models"].items()
                 for i, subset in enumerate(subsets)]
         lines.append(_table(rows))
     return "\n".join(lines)
+
+
+def _availability_note(availability: str, info: dict) -> str:
+    share = info["self_only_target_share"]
+    if availability == "others":
+        return (f"availability: other users' rows only; {info['dropped_targets']} targets "
+                f"({share:.1%}) dropped because no other user watched their streamer then")
+    note = (f"availability: the whole log; {share:.1%} of targets are live only through "
+            "the target's own row")
+    if share > 0.05:
+        note += (" (a model can find them from 'no other viewer' alone: compare with "
+                 "--availability others)")
+    return note
 
 
 def _json_safe(value):
@@ -112,7 +126,8 @@ def eval_offline_command(args: argparse.Namespace) -> int:
     log = load_log(args.log, format=args.format, schema=args.schema,
                    on_bad_rows=args.on_bad_rows)
     models = build_models(names)
-    result = run_protocol(log, models, protocol=args.protocol, seed=args.seed)
+    result = run_protocol(log, models, protocol=args.protocol, seed=args.seed,
+                          availability=args.availability)
     result = {"log": {"source": log.source, "rows": log.frame.height, "users": log.n_users,
                       "streamers": log.n_items, "step_minutes": log.step_minutes},
               "headline": "test", **result}
