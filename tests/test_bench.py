@@ -29,7 +29,12 @@ def test_quick_bench_writes_positive_figures(tmp_path, capsys):
         assert r["ci_low"] <= r["mean"] <= r["ci_high"]
     assert training["speedup"] > 0
     assert training["return_verdict"] in ("better", "equal within CI", "worse")
-    assert "liveq / SB3 env-steps/s" in capsys.readouterr().out
+    logs = figures["logs"]
+    assert logs["rows"] == 100_000 and logs["steps"] > 500
+    for key in ("load_rows_per_s", "load_vs_polars", "protocol_pop_rep_test_s"):
+        assert logs[key] > 0, key
+    out = capsys.readouterr().out
+    assert "liveq / SB3 env-steps/s" in out and "rows/s loaded and checked" in out
 
 
 @pytest.mark.parametrize(("ours", "theirs", "verdict"), [

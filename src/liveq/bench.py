@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from liveq.bench_logs import bench_logs, log_lines
 from liveq.config import ConfigError, load_yaml
 from liveq.envs import make_vec_env
 from liveq.eval.online import evaluate
@@ -62,15 +63,17 @@ class BenchSizes:
     train_steps: int  # env-step budget of each learner
     learning_starts: int | None  # None: the demo config's
     eval_episodes: int
+    log_rows: int  # rows of the Twitch-shaped log
 
 
 FULL = BenchSizes(
     sim_cases=(SimCase(1, 2_000), SimCase(1_000, 300), SimCase(100_000, 10, LARGE_WORLD)),
     single_env_steps=2_000, repeats=5, train_steps=60_000, learning_starts=None,
-    eval_episodes=512)
+    eval_episodes=512, log_rows=3_000_000)
 QUICK = BenchSizes(
     sim_cases=(SimCase(1, 50), SimCase(100, 20), SimCase(2_000, 5, LARGE_WORLD)),
-    single_env_steps=50, repeats=3, train_steps=640, learning_starts=128, eval_episodes=64)
+    single_env_steps=50, repeats=3, train_steps=640, learning_starts=128, eval_episodes=64,
+    log_rows=100_000)
 
 
 def say(text: str = "") -> None:
@@ -292,7 +295,7 @@ def summary_table(figures: dict[str, Any]) -> str:
     lines.append(f"  liveq / SB3 env-steps/s: {tr['speedup']:.1f}x (target "
                  f">= {SPEEDUP_TARGET:.0f}x: {_met(tr['target']['met'])}); liveq's return: "
                  f"{tr['return_verdict']}")
-    return "\n".join(lines)
+    return "\n".join(lines + log_lines(figures["logs"]))
 
 
 def machine() -> dict[str, Any]:
@@ -314,6 +317,7 @@ def run_bench(quick: bool = False) -> dict[str, Any]:
                                "simulator": bench_simulator(sizes)}
     say()
     figures["training"] = bench_training(sizes)
+    figures["logs"] = bench_logs(sizes.log_rows)
     figures["wall_time_s"] = time.perf_counter() - started
     say(summary_table(figures))
     say(f"  bench wall time {figures['wall_time_s']:.0f}s")
