@@ -2,7 +2,8 @@
 
 The log has the Twitch 100k file's shape (about 100k viewers, 160k streamers, 6,148
 ten-minute steps): heavy-tailed activity per viewer, Zipf popularity, five favourite
-streamers per viewer, and each streamer live around its own hour of the day. The
+streamers per viewer, a quarter of views spread uniformly over all streamers (the long
+tail), and each streamer live around its own hour of the day. The
 baseline is polars reading the same file with no checks and no re-indexing, timed in the
 same run, so the ratio is the price of liveq's line-by-line validation and dense ids.
 """
@@ -33,6 +34,7 @@ def twitch_shaped_rows(n_rows: int, seed: int = 0, n_users: int = 100_000,
     favourites = np.searchsorted(cumulative, rng.random((n_users, 5)))
     item = np.where(rng.random(n) < 0.5, favourites[user, rng.integers(0, 5, n)],
                     np.searchsorted(cumulative, rng.random(n)))
+    item = np.where(rng.random(n) < 0.25, rng.integers(0, n_items, n), item)  # the long tail
     phase = rng.integers(0, STEPS_PER_DAY, n_items)
     day = rng.integers(0, n_steps // STEPS_PER_DAY, n)
     start = np.clip(day * STEPS_PER_DAY + phase[item] + rng.integers(0, 24, n), 0, n_steps - 2)
