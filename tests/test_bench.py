@@ -11,7 +11,6 @@ from liveq.cli import main
 
 
 def test_quick_bench_writes_positive_figures(tmp_path, capsys):
-    pytest.importorskip("stable_baselines3")
     out = tmp_path / "bench.json"
     assert main(["bench", "--quick", "--json", str(out)]) == 0
     figures = json.loads(out.read_text())
