@@ -291,6 +291,26 @@ def test_cli_end_to_end(tmp_path, capsys):
                                             * (test["n_targets"] + test["dropped_targets"]))
 
 
+def test_cli_model_config_sets_and_records_model_settings(tmp_path, capsys):
+    from liveq.cli import main
+
+    log, js = write_twitch(tmp_path / "t.csv"), tmp_path / "r.json"
+    config = tmp_path / "models.yaml"
+    config.write_text("bpr: {epochs: 1, dim: 4}\nbc: {max_gradient_steps: 5}\n")
+    assert main(["eval-offline", str(log), "--models", "pop,bpr,bc", "--model-config",
+                 str(config), "--json", str(js)]) == 0
+    settings = json.loads(js.read_text())["model_settings"]
+    assert (settings["bpr"]["epochs"], settings["bpr"]["dim"]) == (1, 4)
+    assert settings["bc"]["max_gradient_steps"] == 5 and "pop" not in settings
+    for text, message in (("bpr: {epoch: 1}", "unknown config key 'bpr.epoch'"),
+                          ("dqn: {gamma: 0.5}", "settings for model(s) dqn that --models"),
+                          ("pop: {k: 1}", "pop: this model takes no settings")):
+        config.write_text(text)
+        assert main(["eval-offline", str(log), "--models", "pop,bpr",
+                     "--model-config", str(config)]) == 2
+        assert message in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["--models", "pop,nope"], "unknown model(s) nope"),
     (["--models", ","], "names no model"),

@@ -105,6 +105,9 @@ def _add_eval_offline(sub) -> None:
                         "a row of another user than the target's (others)")
     p.add_argument("--models", default="pop,rep,bpr,dqn",
                    help="comma-separated: pop, rep, bpr, dqn, bc, bandit")
+    p.add_argument("--model-config",
+                   help="YAML: model name -> its settings (bpr: BPRConfig, dqn/bc/bandit: "
+                        "LoggedQConfig fields)")
     p.add_argument("--seed", type=int, default=0, help="seed for training and tie-breaking")
     p.add_argument("--json", help="write results as JSON")
     p.add_argument("--csv", help="write results as CSV")

@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 
 from liveq.cli import UsageError
+from liveq.config import ConfigError, load_yaml, to_dict
 from liveq.eval.offline import METRICS, SUBSETS
 from liveq.eval.offline_models import OFFLINE_MODELS
 from liveq.eval.ranking import OfflineModel
@@ -32,11 +33,26 @@ def model_names(text: str) -> list[str]:
     return names
 
 
-def build_models(names: list[str]) -> dict[str, OfflineModel]:
+def model_settings(path: str | None, names: list[str]) -> dict[str, dict]:
+    """`--model-config`: a YAML mapping of model name -> that model's config fields."""
+    if path is None:
+        return {}
+    settings = load_yaml(path) or {}
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{path}: expected a mapping of model name to settings")
+    unused = [name for name in settings if name not in names]
+    if unused:
+        raise ConfigError(f"{path}: settings for model(s) {', '.join(map(str, unused))} "
+                          f"that --models does not run ({', '.join(names)})")
+    return settings
+
+
+def build_models(names: list[str], settings: dict[str, dict] | None = None
+                 ) -> dict[str, OfflineModel]:
     models = {}
     for name in names:
         try:
-            models[name] = OFFLINE_MODELS[name]()
+            models[name] = OFFLINE_MODELS[name]((settings or {}).get(name))
         except ImportError as exc:
             raise UsageError(f"model {name!r} is not available here: {exc}") from exc
     return models
@@ -125,12 +141,14 @@ def eval_offline_command(args: argparse.Namespace) -> int:
     names = model_names(args.models)
     log = load_log(args.log, format=args.format, schema=args.schema,
                    on_bad_rows=args.on_bad_rows)
-    models = build_models(names)
+    models = build_models(names, model_settings(args.model_config, names))
     result = run_protocol(log, models, protocol=args.protocol, seed=args.seed,
                           availability=args.availability)
     result = {"log": {"source": log.source, "rows": log.frame.height, "users": log.n_users,
                       "streamers": log.n_items, "step_minutes": log.step_minutes},
-              "headline": "test", **result}
+              "headline": "test", **result,
+              "model_settings": {name: to_dict(model.config) for name, model in models.items()
+                                 if hasattr(model, "config")}}
     print(format_result(result))
     if args.json:
         write_result_json(result, args.json)

@@ -11,6 +11,7 @@ from functools import partial
 
 import numpy as np
 
+from liveq.config import ConfigError, from_dict
 from liveq.data.log import InteractionLog
 from liveq.eval.ranking import OfflineModel, RankingQueries
 
@@ -62,21 +63,33 @@ class RepeatFavourite:
         return history_counts(queries) + viewers / (viewers.max(initial=0.0) + 1.0)
 
 
-def _bpr() -> OfflineModel:
-    from liveq.agents.bpr import BPRModel
+def _no_settings(model: Callable[[], OfflineModel]) -> Callable[..., OfflineModel]:
+    def build(settings: dict | None = None) -> OfflineModel:
+        if settings:
+            raise ConfigError(f"{model.name}: this model takes no settings, got "
+                              f"{', '.join(map(str, settings))}")
+        return model()
 
-    return BPRModel()
-
-
-def _logged_q(objective: str) -> OfflineModel:
-    from liveq.agents.logq import LoggedQModel
-
-    return LoggedQModel(objective)
+    return build
 
 
-OFFLINE_MODELS: dict[str, Callable[[], OfflineModel]] = {
-    "pop": PopularNow,
-    "rep": RepeatFavourite,
+def _bpr(settings: dict | None = None) -> OfflineModel:
+    from liveq.agents.bpr import BPRConfig, BPRModel
+
+    return BPRModel(from_dict(BPRConfig, settings, "bpr"))
+
+
+def _logged_q(objective: str, settings: dict | None = None) -> OfflineModel:
+    from liveq.agents.logq import LoggedQConfig, LoggedQModel
+
+    return LoggedQModel(objective, from_dict(LoggedQConfig, settings, objective))
+
+
+# name -> build(settings: dict | None); settings are the model's config fields
+# (BPRConfig, LoggedQConfig), e.g. from `liveq eval-offline --model-config`.
+OFFLINE_MODELS: dict[str, Callable[..., OfflineModel]] = {
+    "pop": _no_settings(PopularNow),
+    "rep": _no_settings(RepeatFavourite),
     "bpr": _bpr,
     "dqn": partial(_logged_q, "dqn"),
     "bc": partial(_logged_q, "bc"),
