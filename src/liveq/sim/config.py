@@ -47,6 +47,12 @@ class LiveStreamConfig:
     """Chance that a streamer streams on a given day."""
     mean_stream_hours: float = 3.0
     """Mean length of a live stream in hours."""
+    prime_time_hour: float = 19.0
+    """Hour of the day around which most streams start (prime time)."""
+    prime_time_share: float = 0.6
+    """Share of streamers who start around prime time; the rest start at any hour."""
+    prime_time_spread_hours: float = 2.0
+    """Standard deviation of prime-time start hours."""
     clickbait_share: float = 0.3
     """Share of streamers whose thumbnail promises more than the stream delivers."""
     clickbait_gap: float = 2.0
@@ -135,10 +141,13 @@ class LiveStreamConfig:
         require(0 <= self.fatigue_decay < 1,
                 f"fatigue_decay must be in [0, 1), got {self.fatigue_decay}")
         for name in ("live_day_prob", "clickbait_share", "new_streamer_rate", "returning_share",
-                     "interest_drift", "follow_prob"):
+                     "interest_drift", "follow_prob", "prime_time_share"):
             value = getattr(self, name)
             require(0.0 <= value <= 1.0, f"{name} must be in [0, 1], got {value}")
-        for name in ("step_minutes", "mean_stream_hours", "patience_max", "cold_start_prior"):
+        require(0 <= self.prime_time_hour < 24,
+                f"prime_time_hour must be in [0, 24), got {self.prime_time_hour}")
+        for name in ("step_minutes", "mean_stream_hours", "patience_max", "cold_start_prior",
+                     "prime_time_spread_hours"):
             require(getattr(self, name) > 0, f"{name} must be positive, got "
                     f"{getattr(self, name)}")
         require(0 < self.position_decay <= 1,

@@ -70,8 +70,10 @@ class Streamers:
         self.attract[slots] = quality + np.where(bait, cfg.clickbait_gap - 0.5, 0.0)
         self.organic[slots] = cfg.organic_audience * rng.lognormal(0.0, 0.8, size=m)
         # Evening-heavy start times: a mix of a wide spread and a prime-time peak.
-        prime = rng.random(m) < 0.6
-        start = np.where(prime, rng.normal(19 * 60, 120, size=m), rng.uniform(0, 1440, size=m))
+        prime = rng.random(m) < cfg.prime_time_share
+        start = np.where(prime, rng.normal(cfg.prime_time_hour * 60,
+                                           cfg.prime_time_spread_hours * 60, size=m),
+                         rng.uniform(0, MINUTES_PER_DAY, size=m))
         self.start_minute[slots] = np.mod(start, MINUTES_PER_DAY).astype(np.int64)
         hours = rng.gamma(4.0, cfg.mean_stream_hours / 4.0, size=m)
         self.duration[slots] = np.clip(hours * 60, 30, 12 * 60).astype(np.int64)
