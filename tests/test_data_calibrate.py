@@ -22,6 +22,7 @@ from liveq.data.calibrate import (
     config_yaml,
     format_table,
     log_window,
+    prime_time_share,
     update,
 )
 from liveq.data.log import from_raw
@@ -129,12 +130,15 @@ def test_well_watched_keeps_the_busiest_quarter():
 def test_update_moves_each_setting_by_gain_times_the_gap():
     settings = {"n_streamers": 100.0, "mean_stream_hours": 3.0, "live_day_prob": 0.5,
                 "new_streamer_rate": 0.002, "patience_scale": 1.0, "return_bias": -1.5,
-                "sessions": 1000.0, "epsilon": 0.1, "return_after_days": 1.0}
+                "sessions": 1000.0, "epsilon": 0.1, "return_after_days": 1.0,
+                "prime_time_hour": 23.5, "prime_time_share": 0.6}
     sim = {"streams_per_day": 100.0, "stream_hours_top_quarter": 3.0, "live_day_share": 0.5,
            "new_streamer_share": 0.3, "session_minutes_mean": 50.0, "sessions_per_user": 1.25,
-           "viewers_per_step": 700.0, "top10pct_share": 0.9, "gap_hours_median": 24.0}
+           "viewers_per_step": 700.0, "top10pct_share": 0.9, "gap_hours_median": 24.0,
+           "start_hour_mean": 23.0, "start_hour_concentration": 0.5}
     target = dict(sim, streams_per_day=200.0, sessions_per_user=1.4,
-                  viewers_per_step=7000.0, gap_hours_median=float("nan"))
+                  viewers_per_step=7000.0, gap_hours_median=float("nan"),
+                  start_hour_mean=0.5)
     out = update(settings, target, sim)
     assert out["n_streamers"] == pytest.approx(200.0)  # log-log, gain 1: doubles
     logit = lambda p: math.log(p / (1 - p))  # noqa: E731
@@ -144,12 +148,23 @@ def test_update_moves_each_setting_by_gain_times_the_gap():
     assert out["sessions"] == pytest.approx(1000.0 * math.exp(MAX_STEP))  # x10 asked, capped
     assert out["return_after_days"] == 1.0  # NaN statistic: left alone
     assert out["mean_stream_hours"] == pytest.approx(3.0) and out["epsilon"] == pytest.approx(0.1)
+    # 23:00 -> 00:30 is 1.5 h forward round midnight, capped at MAX_STEP hours: 23:30 -> 00:30
+    assert out["prime_time_hour"] == pytest.approx((23.5 + MAX_STEP) % 24)
+    assert out["prime_time_share"] == pytest.approx(0.6)
+
+
+def test_prime_time_share_inverts_the_mixture_concentration():
+    # sigma = 2 h = pi / 6 rad; a wrapped normal has R = exp(-sigma^2 / 2) = 0.8720
+    r_normal = math.exp(-((math.pi / 6) ** 2) / 2)
+    assert prime_time_share(0.6 * r_normal, 2.0) == pytest.approx(0.6)
+    assert prime_time_share(0.0, 2.0) == 0.0
 
 
 def test_fitted_config_yaml_loads_back_and_builds_an_env(tmp_path):
     settings = {"n_streamers": 123.4, "mean_stream_hours": 2.5, "live_day_prob": 0.7,
                 "new_streamer_rate": 0.001, "patience_scale": 1.5, "return_bias": -1.0,
-                "sessions": 300.0, "epsilon": 0.2, "return_after_days": 1.2}
+                "sessions": 300.0, "epsilon": 0.2, "return_after_days": 1.2,
+                "prime_time_hour": 20.25, "prime_time_share": 0.5}
     config = build_config(settings, LiveStreamConfig())
     assert (config.n_streamers, config.patience_max) == (123, 6.0)
     fake = type("R", (), {"config": config, "settings": settings})()
@@ -173,7 +188,8 @@ def test_log_window_keeps_the_first_days_and_cuts_rows():
 
 @pytest.fixture(scope="module")
 def truth_log():
-    truth = LiveStreamConfig(n_streamers=150, mean_stream_hours=2.0, live_day_prob=0.6)
+    truth = LiveStreamConfig(n_streamers=150, mean_stream_hours=2.0, live_day_prob=0.6,
+                             prime_time_hour=13.0, prime_time_share=0.8)
     return simulate_interactions(truth, sessions=300, days=4.0, seed=100, epsilon=0.2,
                                  return_after_days=1.5)
 
@@ -186,6 +202,8 @@ def test_calibration_recovers_identifiable_settings(truth_log):
     assert s["return_after_days"] == pytest.approx(1.5, rel=0.2)
     assert s["n_streamers"] == pytest.approx(150, rel=0.35)
     assert s["live_day_prob"] == pytest.approx(0.6, abs=0.15)
+    assert s["prime_time_hour"] == pytest.approx(13.0, abs=1.0)
+    assert s["prime_time_share"] == pytest.approx(0.8, abs=0.15)
     table = format_table(result)
     assert table.splitlines()[0].split() == ["statistic", "log", "simulated", "matched", "by"]
     assert "stream duration, mean (h)" in table and "spells on top-1% streamers" in table

@@ -20,6 +20,8 @@ Each fitted setting is paired with the statistic it moves most (`KNOBS`):
 | simulated `sessions` (concurrent viewers) | viewers watching per step |
 | `epsilon` of the popular-now behaviour policy | share of spells on the top-10% streamers |
 | `return_after_days` (time a returning viewer stays away) | median inter-visit gap |
+| `prime_time_hour` | circular mean start hour of the watched streams |
+| `prime_time_share` | concentration R of those start hours (starts from R / exp(-sigma^2/2)) |
 
 An update moves the setting on its scale (log, logit, or as is) by `gain` times the gap
 between the target's and the simulation's statistic on theirs. The gains are the inverse
@@ -31,9 +33,10 @@ the most-watched streams' duration were chosen over the top-1% share and the pla
 duration because those swing with the world's seed and with how much of each stream is
 watched. Set directly from the log: `step_minutes`, and
 `max_session_steps` (at least the 99th percentile of session steps). The behaviour policy is
-always popular-now (a trending feed) with fitted exploration. Not fitted: the start-hour
-profile (no config field; the simulator's prime time is fixed at 19:00) and the repeat
-ratio (no single field drives it); the final table shows how far they remain.
+always popular-now (a trending feed) with fitted exploration. Not fitted: the spread of
+prime-time starts (kept at its default: with the share it is hard to tell apart from one
+concentration figure) and the repeat ratio (no single field drives it); the final table
+shows how far they remain.
 
 Fitting rounds simulate `FIT_DAYS` days against the log's first `FIT_DAYS` days; the final
 table compares the log's first `COMPARE_DAYS` days with as many simulated days.
@@ -71,9 +74,10 @@ class Knob(NamedTuple):
 
     stat: str
     scale: str
-    """Scale the setting moves on: log, logit or identity."""
+    """Scale the setting moves on: log, logit, identity or hours (around the clock)."""
     stat_scale: str
-    """Scale of the statistic: log, logit, or visits (logit of 1 - 1 / sessions)."""
+    """Scale of the statistic: log, logit, visits (logit of 1 - 1 / sessions) or hours
+    (a circular mean hour: gaps are taken the short way round midnight)."""
     gain: float
     low: float
     high: float
@@ -89,6 +93,8 @@ KNOBS = {
     "sessions": Knob("viewers_per_step", "log", "log", 1.0, 8, 50_000),
     "epsilon": Knob("top10pct_share", "logit", "logit", -1.2, 0.005, 0.995),
     "return_after_days": Knob("gap_hours_median", "log", "log", 1.0, 0.02, 60.0),
+    "prime_time_hour": Knob("start_hour_mean", "hours", "hours", 1.0, 0.0, 24.0),
+    "prime_time_share": Knob("start_hour_concentration", "logit", "logit", 1.0, 0.02, 0.98),
 }
 SIM_ARGUMENTS = ("sessions", "epsilon", "return_after_days")
 
@@ -135,11 +141,30 @@ def update(settings: dict[str, float], target: dict[str, float],
         want, got = target[knob.stat], simulated[knob.stat]
         if math.isnan(want) or math.isnan(got):
             continue
-        step = knob.gain * (_stat_scale(want, knob.stat_scale) - _stat_scale(got, knob.stat_scale))
-        step = min(max(step, -MAX_STEP), MAX_STEP)
+        step = min(max(knob.gain * _gap(want, got, knob.stat_scale), -MAX_STEP), MAX_STEP)
+        if knob.scale == "hours":
+            out[name] = float((settings[name] + step) % 24.0)
+            continue
         moved = _from_scale(_to_scale(settings[name], knob.scale) + step, knob.scale)
         out[name] = float(min(max(moved, knob.low), knob.high))
     return out
+
+
+def _gap(want: float, got: float, scale: str) -> float:
+    """`want - got` on the statistic's scale; hours the short way round the clock."""
+    if scale == "hours":
+        return (want - got + 12.0) % 24.0 - 12.0
+    return _stat_scale(want, scale) - _stat_scale(got, scale)
+
+
+def prime_time_share(concentration: float, spread_hours: float) -> float:
+    """Share of prime-time starters that gives a start-hour concentration R.
+
+    Uniform starts have R = 0 and wrapped-normal ones `exp(-sigma^2 / 2)` (sigma in
+    radians of the day), so a mixture's R is the share times the latter.
+    """
+    sigma = spread_hours * 2.0 * math.pi / 24.0
+    return concentration / math.exp(-sigma * sigma / 2.0)
 
 
 def _or(value: float, default: float) -> float:
@@ -159,6 +184,9 @@ def initial_settings(stats: dict[str, float], base: LiveStreamConfig) -> dict[st
         "sessions": _or(stats["viewers_per_step"], 1.0) / SLOT_ACTIVITY,
         "epsilon": DEFAULT_EPSILON,
         "return_after_days": _or(stats["gap_hours_median"], 24.0) / 24.0,
+        "prime_time_hour": _or(stats["start_hour_mean"], base.prime_time_hour),
+        "prime_time_share": prime_time_share(
+            _or(stats["start_hour_concentration"], 0.0), base.prime_time_spread_hours),
     }
     return {k: float(min(max(v, KNOBS[k].low), KNOBS[k].high)) for k, v in settings.items()}
 
@@ -174,7 +202,9 @@ def build_config(settings: dict[str, float], base: LiveStreamConfig) -> LiveStre
               "patience_min": round(base.patience_min * k, 4),
               "patience_max": round(base.patience_max * k, 4),
               "patience_cap": round(base.patience_cap * k, 4),
-              "return_bias": round(settings["return_bias"], 4)}
+              "return_bias": round(settings["return_bias"], 4),
+              "prime_time_hour": round(settings["prime_time_hour"], 3),
+              "prime_time_share": round(settings["prime_time_share"], 4)}
     return from_dict(LiveStreamConfig, {**to_dict(base), **fields})
 
 
