@@ -115,6 +115,10 @@ def test_twitch_gzip_and_tiny_chunks_give_the_same_lines(tmp_path):
 def test_twitch_empty_and_missing_files(tmp_path):
     with pytest.raises(LogError, match="log file not found"):
         load_log(tmp_path / "nope.csv")
+    for fmt in ("twitch", "generic"):
+        with pytest.raises(LogError, match="is a folder; this format reads one file"):
+            load_log(tmp_path, fmt, schema={"user": "u", "item": "i", "start": "a", "stop": "b"}
+                     if fmt == "generic" else None)
     (tmp_path / "empty.csv").write_text("\n\n")
     with pytest.raises(LogError, match="no interactions"):
         load_log(tmp_path / "empty.csv")

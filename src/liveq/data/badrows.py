@@ -57,11 +57,19 @@ def empty_bad_rows() -> pl.DataFrame:
     return pl.DataFrame(schema=BAD_ROWS_SCHEMA)
 
 
+def require_file(path: Path) -> None:
+    """A clear error when `path` is missing or is a folder."""
+    if path.is_dir():
+        raise LogError(f"{path} is a folder; this format reads one file (KuaiLive logs are "
+                       "folders: --format kuailive)")
+    if not path.is_file():
+        raise LogError(f"log file not found: {path}")
+
+
 def open_bytes(path: str | Path) -> BinaryIO:
     """The file's bytes, decompressed on the fly when it is gzipped (by its magic bytes)."""
     path = Path(path)
-    if not path.is_file():
-        raise LogError(f"log file not found: {path}")
+    require_file(path)
     with path.open("rb") as probe:
         gzipped = probe.read(2) == b"\x1f\x8b"
     return gzip.open(path, "rb") if gzipped else path.open("rb")

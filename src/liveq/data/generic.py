@@ -191,8 +191,7 @@ def read_table(path: str | Path, kinds: Mapping[str, str], checks: list[br.Check
                separator: str = ",") -> tuple[pl.DataFrame, pl.DataFrame]:
     """Checked, typed columns of a CSV (with header, plain or gzipped) or Parquet file."""
     path = Path(path)
-    if not path.is_file():
-        raise LogError(f"log file not found: {path}")
+    br.require_file(path)
     if is_parquet(path):
         return read_parquet_table(path, kinds, checks)
     return read_csv_table(path, kinds, checks, separator)
