@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from liveq.bench import compare_returns
-from liveq.cli import main
+from liveq.cli.main import main
+from liveq.experiments.bench import compare_returns
 
 
 def test_quick_bench_writes_positive_figures(tmp_path, capsys):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from liveq.cli import main
+from liveq.cli.main import main
 
 SMALL = Path(__file__).resolve().parents[1] / "configs" / "livestream_small.yaml"
 

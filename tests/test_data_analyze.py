@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from liveq.cli import main
+from liveq.cli.main import main
 from liveq.data.analysis_metrics import daily_repeat_rate, distribution, retention, whole_days
 from liveq.data.analyze import FIGURES, analyze_log, write_analysis
 from liveq.data.churn import (

@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 import yaml
 
-from liveq.cli import main
-from liveq.config import from_dict, load_yaml
+from liveq.cli.main import main
+from liveq.core.config import from_dict, load_yaml
 from liveq.data import simulate_interactions
 from liveq.data import stats as st
 from liveq.data.calibrate import (

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 import yaml
 
-from liveq.config import ConfigError
+from liveq.core.config import ConfigError
 from liveq.data import LogError, load_log
 from liveq.data.generic import GenericSchema, load_schema
 from liveq.data.log import from_ranked, from_raw

@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 import yaml
 
-from liveq.cli import main
-from liveq.config import ConfigError
+from liveq.cli.main import main
+from liveq.core.config import ConfigError
 from liveq.data import load_log
 from liveq.data.synth import (
     AwayViewers,

@@ -5,15 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from liveq.agents.dqn import (
+from liveq.algos.dqn import (
     DQNAgent,
     DQNConfig,
     epsilon_greedy_propensities,
     linear_epsilon,
     td_target,
 )
-from liveq.config import ConfigError, from_dict
-from liveq.replay import ReplayBatch
+from liveq.buffers.replay import ReplayBatch
+from liveq.core.config import ConfigError, from_dict
 
 K = 5
 DICT_SPACE = gym.spaces.Dict({

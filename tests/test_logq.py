@@ -7,18 +7,18 @@ import polars as pl
 import pytest
 import torch
 
-from liveq.agents import logq_data as data
-from liveq.agents.logq import (
+from liveq.core.config import ConfigError, from_dict
+from liveq.data.log import InteractionLog, LogError, from_raw
+from liveq.ranking import logq_data as data
+from liveq.ranking.logq import (
     LoggedQConfig,
     LoggedQModel,
     batch_rows,
     embedding_rows,
     gradient_steps,
 )
-from liveq.config import ConfigError, from_dict
-from liveq.data.log import InteractionLog, LogError, from_raw
-from liveq.eval.offline import run_protocol
-from liveq.eval.ranking import RankingQueries
+from liveq.ranking.protocol import run_protocol
+from liveq.ranking.queries import RankingQueries
 
 # --- transitions and features by hand ------------------------------------------------
 

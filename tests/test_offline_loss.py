@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from liveq.agents.dqn import DQNAgent, DQNConfig, td_target
-from liveq.agents.networks import obs_to_tensor
-from liveq.agents.offline_loss import bc_cross_entropy, cql_penalty
-from liveq.replay import ReplayBatch
+from liveq.algos.dqn import DQNAgent, DQNConfig, td_target
+from liveq.algos.offline_loss import bc_cross_entropy, cql_penalty
+from liveq.buffers.replay import ReplayBatch
+from liveq.nets.q_networks import obs_to_tensor
 
 
 def t(values):

@@ -7,7 +7,9 @@ import polars as pl
 import pytest
 import torch
 
-from liveq.agents.bpr import (
+from liveq.core.config import ConfigError
+from liveq.data.log import from_raw
+from liveq.ranking.bpr import (
     BPRConfig,
     BPRModel,
     LazyAdam,
@@ -16,16 +18,14 @@ from liveq.agents.bpr import (
     live_table,
     sample_negatives,
 )
-from liveq.config import ConfigError
-from liveq.data.log import from_raw
-from liveq.eval.offline import run_protocol
-from liveq.eval.offline_models import (
+from liveq.ranking.models import (
     OFFLINE_MODELS,
     PopularNow,
     RepeatFavourite,
     history_counts,
 )
-from liveq.eval.ranking import RankingQueries
+from liveq.ranking.protocol import run_protocol
+from liveq.ranking.queries import RankingQueries
 
 
 def hand_queries() -> RankingQueries:

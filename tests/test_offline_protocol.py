@@ -22,7 +22,8 @@ import polars as pl
 import pytest
 
 from liveq.data.log import LogError, from_raw
-from liveq.eval.offline import (
+from liveq.ranking.models import PopularNow, RepeatFavourite
+from liveq.ranking.protocol import (
     LiveRecSplit,
     build_queries,
     hit_rate_at_k,
@@ -38,7 +39,6 @@ from liveq.eval.offline import (
     training_log,
     without_self_only,
 )
-from liveq.eval.offline_models import PopularNow, RepeatFavourite
 
 ROWS = [("u1", "A", 0, 2), ("u1", "B", 2, 4), ("u1", "A", 5, 6), ("u1", "A", 6, 7),
         ("u1", "C", 8, 9), ("u2", "B", 1, 3), ("u2", "C", 7, 10), ("u3", "C", 3, 5),
@@ -260,7 +260,7 @@ def write_twitch(path, n_users=40, n_streamers=12, seed=0):
 
 
 def test_cli_end_to_end(tmp_path, capsys):
-    from liveq.cli import main
+    from liveq.cli.main import main
 
     log, js, cs = write_twitch(tmp_path / "tiny.csv"), tmp_path / "r.json", tmp_path / "r.csv"
     code = main(["eval-offline", str(log), "--models", "pop,rep,bpr", "--seed", "3",
@@ -292,7 +292,7 @@ def test_cli_end_to_end(tmp_path, capsys):
 
 
 def test_cli_model_config_sets_and_records_model_settings(tmp_path, capsys):
-    from liveq.cli import main
+    from liveq.cli.main import main
 
     log, js = write_twitch(tmp_path / "t.csv"), tmp_path / "r.json"
     config = tmp_path / "models.yaml"
@@ -316,14 +316,14 @@ def test_cli_model_config_sets_and_records_model_settings(tmp_path, capsys):
     (["--models", ","], "names no model"),
 ])
 def test_cli_rejects_bad_model_lists(tmp_path, capsys, argv, message):
-    from liveq.cli import main
+    from liveq.cli.main import main
 
     assert main(["eval-offline", str(write_twitch(tmp_path / "t.csv")), *argv]) == 2
     assert message in capsys.readouterr().err
 
 
 def test_cli_short_log_is_a_clear_error(tmp_path, capsys):
-    from liveq.cli import main
+    from liveq.cli.main import main
 
     path = tmp_path / "short.csv"
     path.write_text("1,10,a,0,3\n1,11,b,4,6\n2,10,a,1,5\n")

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from liveq.config import ConfigError
-from liveq.eval.ope import (
+from liveq.core.config import ConfigError
+from liveq.ope.estimators import (
     EstimatorConfig,
     LoggedBandit,
     RewardFeatures,

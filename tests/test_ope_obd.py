@@ -22,9 +22,19 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
 from sklearn.preprocessing import LabelEncoder
 
-from liveq.cli import main
+from liveq.cli.main import main
 from liveq.data.log import LogError
-from liveq.eval.ope import (
+from liveq.experiments.ope_obd import (
+    OBP_REFERENCE,
+    OBDConfig,
+    OBDInputs,
+    bandit_of,
+    bts_action_dist,
+    obd_root,
+    obp_same_inputs,
+    read_obd,
+)
+from liveq.ope.estimators import (
     RewardFeatures,
     cross_fit,
     design_matrix,
@@ -34,16 +44,6 @@ from liveq.eval.ope import (
     ips,
     snips,
     switch_dr,
-)
-from liveq.eval.ope_obd import (
-    OBP_REFERENCE,
-    OBDConfig,
-    OBDInputs,
-    bandit_of,
-    bts_action_dist,
-    obd_root,
-    obp_same_inputs,
-    read_obd,
 )
 
 ROOT = Path(obp.__file__).parent / "dataset" / "obd"

@@ -7,12 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from liveq.agents.baselines import make_baseline
-from liveq.cli import main
-from liveq.config import ConfigError
-from liveq.envs import make_vec_env
-from liveq.eval.ope import EstimatorConfig
-from liveq.eval.ope_sim import (
+from liveq.cli.main import main
+from liveq.core.config import ConfigError
+from liveq.experiments.ope_sim import (
     ENV_ID,
     EpsilonGreedyPolicy,
     PolicySpec,
@@ -22,6 +19,9 @@ from liveq.eval.ope_sim import (
     parse_policy,
     run_sim,
 )
+from liveq.ope.estimators import EstimatorConfig
+from liveq.policies.baselines import make_baseline
+from liveq.sim.vector import make_vec_env
 
 SMALL_WORLD = {"n_streamers": 200, "n_candidates": 8, "followed_slots": 2, "trending_slots": 2}
 
@@ -69,7 +69,7 @@ def test_action_distributions_match_the_policies():
 def test_unknown_stochastic_policy_is_refused():
     class Coin:
         def act(self, obs, mask=None):
-            from liveq.agents.base import Action
+            from liveq.policies.base import Action
             n = len(obs["mask"])
             return Action(np.zeros(n, dtype=np.int64), np.full(n, 0.5))
 

@@ -4,8 +4,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from liveq.config import ConfigError
-from liveq.replay import ArrayCodec, DictCodec, ReplayBatch, ReplayBuffer, make_codec
+from liveq.buffers.replay import ArrayCodec, DictCodec, ReplayBatch, ReplayBuffer, make_codec
+from liveq.core.config import ConfigError
 
 BOX = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
 DICT = gym.spaces.Dict({

@@ -10,7 +10,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import liveq.sim  # noqa: F401
-from liveq.config import ConfigError
+from liveq.core.config import ConfigError
 from liveq.sim import InvalidActionError
 from liveq.sim.livestream import LiveStreamEnv, LiveStreamVectorEnv
 from liveq.sim.oracle import expected_immediate_reward
@@ -167,7 +167,7 @@ def test_world_changes_streams_end_newcomers_and_returning_viewers():
 
 
 def test_one_million_transitions_of_the_default_world_fit_in_two_gib():
-    from liveq.replay import ReplayBuffer, make_codec
+    from liveq.buffers.replay import ReplayBuffer, make_codec
 
     env = LiveStreamVectorEnv(128)  # configs/livestream_default.yaml
     codec = make_codec(env, 1_000_000)

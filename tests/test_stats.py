@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from liveq.eval.stats import (
+from liveq.core.stats import (
     intervals_overlap,
     mean_ci,
     ratio_ci,

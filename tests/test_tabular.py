@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from liveq.agents.tabular import (
+from liveq.algos.tabular import (
     QLearningConfig,
     TabularQAgent,
     epsilon_greedy_probs,
@@ -9,7 +9,7 @@ from liveq.agents.tabular import (
     q_learning_update,
     train_tabular,
 )
-from liveq.config import ConfigError, from_dict
+from liveq.core.config import ConfigError, from_dict
 from liveq.sim.chain import CHAIN_ID, ChainEnv, chain_optimal_q, register_chain
 
 EXPLORING = QLearningConfig(alpha=0.5, gamma=0.9, epsilon_start=1.0, epsilon_end=0.3,

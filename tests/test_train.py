@@ -12,7 +12,7 @@ import yaml
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from liveq.config import ConfigError
+from liveq.core.config import ConfigError
 from liveq.train import CheckpointError, load_agent, load_checkpoint, load_run_config, train
 from liveq.train.checkpoint import save_checkpoint
 from liveq.train.run import read_metrics

@@ -9,13 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from liveq.agents.dqn import DQNAgent, DQNConfig
-from liveq.agents.networks import obs_to_tensor
-from liveq.agents.offline_loss import bc_cross_entropy
-from liveq.cli import main
-from liveq.config import ConfigError
-from liveq.envs import make_vec_env
-from liveq.eval.offline_rl_sim import (
+from liveq.algos.dqn import DQNAgent, DQNConfig
+from liveq.algos.offline_loss import bc_cross_entropy
+from liveq.cli.main import main
+from liveq.core.config import ConfigError
+from liveq.experiments.offline_rl_sim import (
     ENV_ID,
     SMALL_WORLD,
     OfflineRLConfig,
@@ -25,7 +23,9 @@ from liveq.eval.offline_rl_sim import (
     support,
     train_learners,
 )
-from liveq.eval.ope_sim import SimLog, build_policy, parse_policy
+from liveq.experiments.ope_sim import SimLog, build_policy, parse_policy
+from liveq.nets.q_networks import obs_to_tensor
+from liveq.sim.vector import make_vec_env
 from liveq.train.offline import log_transitions, train_offline
 
 torch.set_num_threads(1)

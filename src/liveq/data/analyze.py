@@ -117,23 +117,3 @@ def write_analysis(summary: dict[str, Any], figures: dict[str, Any], out: Path) 
     plots.plot_distribution(figures["watch"], watch_label, out / "watch_time.png")
     plots.plot_distribution(figures["session"], "session minutes", out / "session_length.png")
     plots.plot_repeat_rate(figures["repeat"], out / "repeat_rate.png")
-
-
-def analyze_command(args) -> int:
-    from liveq.data.load import load_log
-
-    log = load_log(args.log, args.format, args.schema, args.on_bad_rows)
-    summary, figures = analyze_log(log, args.churn_days, args.seed)
-    out = Path(args.out)
-    write_analysis(summary, figures, out)
-    churn, ret = summary["churn"], summary["retention"]["first_day_cohort"]
-    print(f"{log.source}: {log.n_users} viewers, {log.n_items} streamers, "
-          f"{summary['log']['whole_days']} whole days")
-    print("first-day cohort active k days later: "
-          + " ".join("-" if r is None else f"{r:.2f}" for r in ret))
-    print(f"churn after {args.churn_days:g} days away: AUC {churn['auc']:.3f} on "
-          f"{churn['test_rows']} viewers (days-since-last-visit alone {churn['recency_auc']:.3f}); "
-          f"churn rate {churn['test_churn_rate']:.2f}")
-    print(f"repeat ratio {summary['repeat_ratio']:.3f}; wrote summary.json and "
-          f"{len(FIGURES)} plots to {out}")
-    return 0

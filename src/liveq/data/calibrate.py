@@ -45,15 +45,13 @@ table compares the log's first `COMPARE_DAYS` days with as many simulated days.
 from __future__ import annotations
 
 import math
-import time
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import polars as pl
 import yaml
 
-from liveq.config import from_dict, to_dict
+from liveq.core.config import from_dict, to_dict
 from liveq.data.log import InteractionLog, LogError, from_raw
 from liveq.data.stats import STAT_LABELS, log_statistics, sessions, steps_per_day
 from liveq.sim.config import LiveStreamConfig
@@ -297,20 +295,3 @@ def config_yaml(result: Calibration, source: str, path: str = "fitted.yaml") -> 
               f"--epsilon {s['epsilon']:.4f} --sessions {int(round(s['sessions']))} "
               f"--return-after-days {s['return_after_days']:.3f}"]
     return "\n".join(header + lines) + "\n"
-
-
-def calibrate_command(args) -> int:
-    from liveq.data.load import load_log
-
-    began = time.perf_counter()
-    log = load_log(args.log, args.format, args.schema, args.on_bad_rows)
-    result = calibrate(log, seed=args.seed)
-    text = config_yaml(result, str(args.log), str(args.out))
-    from_dict(LiveStreamConfig, yaml.safe_load(text))  # what we write must load back
-    Path(args.out).write_text(text)
-    print(f"{log.source}: log's first {result.days:g} days beside {result.days:g} simulated "
-          f"days of the fitted config")
-    print(format_table(result))
-    print(f"wrote {args.out} ({time.perf_counter() - began:.1f} s)")
-    return 0
-

@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 import polars as pl
 
-from liveq.config import ConfigError, from_dict, load_yaml, require, save_yaml
+from liveq.core.config import ConfigError, from_dict, load_yaml, require, save_yaml
 from liveq.data import badrows as br
 from liveq.data.log import InteractionLog, LogError, from_raw
 

@@ -13,12 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from liveq.core.errors import LogError
+
 REQUIRED_COLUMNS = ("user", "item", "start", "stop")
 OPTIONAL_COLUMNS = ("watch", "value")
-
-
-class LogError(ValueError):
-    """A log that cannot be read as asked: missing file or column, malformed rows."""
 
 
 @dataclass(frozen=True)

@@ -17,17 +17,19 @@ folder, or generic Parquet/CSV with its schema YAML beside it).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import time
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import polars as pl
 
+from liveq.core.config import ConfigError
 from liveq.data.log import InteractionLog, from_raw
+from liveq.policies.base import masked_uniform
+from liveq.policies.baselines import make_baseline, slate_size_of
 from liveq.sim.config import LiveStreamConfig
+from liveq.sim.livestream import LiveStreamVectorEnv
 
 POLICIES = ("popular", "repeat", "random", "oracle")
 MINUTES_PER_DAY = 1440
@@ -196,9 +198,6 @@ class RowBuilder:
 
 def _behaviour(policy: str, env, epsilon: float, rng: np.random.Generator, seed: int):
     """`act(obs) -> actions`: the baseline, replaced by a uniform pick with prob epsilon."""
-    from liveq.agents.base import masked_uniform
-    from liveq.agents.baselines import make_baseline, slate_size_of
-
     base, slate = make_baseline(policy, env, seed), slate_size_of(env)
 
     def act(obs: dict) -> np.ndarray:
@@ -214,8 +213,6 @@ def _behaviour(policy: str, env, epsilon: float, rng: np.random.Generator, seed:
 
 def _check_args(policy: str, epsilon: float, sessions: int, days: float,
                 return_after_days: float) -> None:
-    from liveq.config import ConfigError
-
     if policy not in POLICIES:
         raise ConfigError(f"unknown behaviour policy {policy!r}; choose from "
                           f"{', '.join(POLICIES)}")
@@ -251,8 +248,6 @@ def simulate_rows(sim_config: LiveStreamConfig | None = None, *, policy: str = "
     return_after_days: how long a returning viewer stays away (0: back on the next step,
     as in the simulator's own sessions).
     """
-    from liveq.sim.livestream import LiveStreamVectorEnv
-
     _check_args(policy, epsilon, sessions, days, return_after_days)
     cfg = dataclasses.replace(sim_config or LiveStreamConfig(), invalid_action="empty")
     env = LiveStreamVectorEnv(sessions, config=cfg)
@@ -309,21 +304,3 @@ def write_rows(raw: pl.DataFrame, format: str, out: str | Path, step_minutes: fl
         return ""
     from liveq.data.generic import write_generic
     return f", schema {write_generic(raw, out, step_minutes)}"
-
-
-def synth_command(args: argparse.Namespace) -> int:
-    """`liveq data synth`: simulate, write, and print a one-line summary."""
-    from liveq.config import from_dict, load_yaml
-
-    began = time.perf_counter()
-    cfg = from_dict(LiveStreamConfig, load_yaml(args.config)) if args.config else \
-        LiveStreamConfig()
-    raw = simulate_rows(cfg, policy=args.policy, epsilon=args.epsilon,
-                        sessions=args.sessions, days=args.days, seed=args.seed,
-                        return_after_days=args.return_after_days)
-    note = write_rows(raw, args.format, args.out, cfg.step_minutes)
-    steps = int(raw["stop"].max() - raw["start"].min()) if raw.height else 0
-    print(f"wrote {args.out} ({args.format}{note}): {raw.height} rows, {raw['user'].n_unique()} "
-          f"users, {raw['item'].n_unique()} streamers, {steps} steps of "
-          f"{cfg.step_minutes:g} min, {time.perf_counter() - began:.1f} s")
-    return 0

@@ -15,8 +15,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from liveq.envs import make_vec_env
-from liveq.eval.stats import mean_ci, ratio_ci, summarise
+from liveq.core.stats import mean_ci, ratio_ci, summarise
+from liveq.sim.vector import make_vec_env
 
 # Per-session sums taken from the LiveStream step info.
 INFO_SUMS = {"watch_minutes": "watch_minutes", "clicks": "clicked", "gifts": "gifts",

@@ -18,7 +18,7 @@ from liveq.sim.core import LiveStreamCore
 
 
 class LiveStreamCodec:
-    """Implements liveq.replay's ObsCodec protocol for a `LiveStreamCore`."""
+    """Implements liveq.buffers.replay's ObsCodec protocol for a `LiveStreamCore`."""
 
     def __init__(self, core: LiveStreamCore, capacity: int):
         cfg, k = core.cfg, core.cfg.n_candidates

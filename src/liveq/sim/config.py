@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from liveq.config import require
+from liveq.core.config import require
 
 
 @dataclass(kw_only=True)

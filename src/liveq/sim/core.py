@@ -13,16 +13,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from liveq.core.errors import InvalidActionError
 from liveq.sim import choice, response
 from liveq.sim.candidates import CANDIDATE_FEATURES, candidate_features, retrieve
 from liveq.sim.config import LiveStreamConfig
 from liveq.sim.parallel import for_row_chunks
 from liveq.sim.streamers import MINUTES_PER_DAY, Streamers
 from liveq.sim.viewers import Viewers
-
-
-class InvalidActionError(ValueError):
-    """An action that names no recommendable candidate."""
 
 
 class Slate(NamedTuple):

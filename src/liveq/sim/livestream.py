@@ -41,7 +41,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector.utils import batch_space
 
-from liveq.config import from_dict, to_dict
+from liveq.core.config import from_dict, to_dict
 from liveq.sim.candidates import CANDIDATE_FEATURES
 from liveq.sim.config import LiveStreamConfig
 from liveq.sim.core import LiveStreamCore

@@ -16,12 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from liveq.core.errors import CheckpointError
+
 FORMAT_VERSION = 1
 NDARRAY_TAG = "__ndarray__"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that is missing, unreadable or not a liveq checkpoint."""
 
 
 def to_storable(value: Any) -> Any:

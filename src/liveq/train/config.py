@@ -8,7 +8,7 @@ env:
   kwargs: {}               # passed to the env untouched; the env validates them
 agent:
   name: dqn
-  dqn:                     # fields of liveq.agents.dqn.DQNConfig
+  dqn:                     # fields of liveq.algos.dqn.DQNConfig
     lr: 0.001
     hidden_sizes: [256, 256]
 train:
@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from liveq.agents.dqn import DQNConfig
-from liveq.config import from_dict, load_yaml, require
+from liveq.algos.dqn import DQNConfig
+from liveq.core.config import from_dict, load_yaml, require
 
 AGENT_NAMES = ("dqn",)
 

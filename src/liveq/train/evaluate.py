@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from liveq.agents.base import Policy
-from liveq.envs import make_vec_env
+from liveq.policies.base import Policy
+from liveq.sim.vector import make_vec_env
 
 Evaluate = Callable[[Policy, int, int], dict[str, float]]
 

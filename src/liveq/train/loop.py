@@ -31,10 +31,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from liveq.agents.dqn import DQNAgent
-from liveq.config import ConfigError, to_dict
-from liveq.envs import make_vec_env
-from liveq.replay import ReplayBuffer, make_codec
+from liveq.algos.dqn import DQNAgent
+from liveq.buffers.replay import ReplayBuffer, make_codec
+from liveq.core.config import ConfigError, to_dict
+from liveq.sim.vector import make_vec_env
 from liveq.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from liveq.train.config import RunConfig, load_run_config
 from liveq.train.evaluate import Evaluate, make_gym_evaluator

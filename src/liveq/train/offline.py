@@ -21,9 +21,9 @@ from typing import Any, NamedTuple
 import gymnasium as gym
 import numpy as np
 
-from liveq.agents.base import Policy
-from liveq.config import ConfigError
-from liveq.replay import ReplayBuffer, make_codec
+from liveq.buffers.replay import ReplayBuffer, make_codec
+from liveq.core.config import ConfigError
+from liveq.policies.base import Policy
 
 
 class LoggedTransitions(NamedTuple):

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 import liveq
-from liveq.config import ConfigError, save_yaml, to_dict
+from liveq.core.config import ConfigError, save_yaml, to_dict
 from liveq.train.config import RunConfig
 
 

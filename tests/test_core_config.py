@@ -1,0 +1,34 @@
+"""Config loading rejects what cannot be a config: non-finite numbers, binary files."""
+
+from __future__ import annotations
+
+import pytest
+
+from liveq.core.config import from_dict, load_yaml
+from liveq.core.errors import ConfigError, LiveqError
+from liveq.train.config import RunConfig
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+def test_non_finite_float_fields_are_refused_with_their_path(tmp_path, value):
+    path = tmp_path / "run.yaml"
+    path.write_text(f"agent:\n  dqn:\n    lr: {value}\n")
+    with pytest.raises(ConfigError, match=r"agent\.dqn\.lr: expected a finite number"):
+        from_dict(RunConfig, load_yaml(path))
+
+
+def test_non_finite_numbers_inside_env_kwargs_name_the_whole_key():
+    data = {"env": {"id": "liveq/LiveStream-v0", "kwargs": {"rewards": {"click": float("nan")}}}}
+    with pytest.raises(ConfigError, match=r"env\.kwargs\.rewards\.click: expected a finite"):
+        from_dict(RunConfig, data)
+
+
+def test_binary_config_file_is_a_config_error(tmp_path):
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19.\x80\x02}q\x00")
+    with pytest.raises(ConfigError, match="not a text file"):
+        load_yaml(path)
+
+
+def test_every_liveq_error_is_one_family():
+    assert issubclass(ConfigError, LiveqError) and issubclass(ConfigError, ValueError)
