@@ -9,8 +9,9 @@ import pytest
 import yaml
 
 from liveq.cli.main import main
+from liveq.core.config import shipped_configs
 
-SMALL = Path(__file__).resolve().parents[1] / "configs" / "livestream_small.yaml"
+SMALL = shipped_configs()["livestream_small"]
 
 
 @pytest.fixture(scope="module")

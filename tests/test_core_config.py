@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from liveq.core.config import from_dict, load_yaml
@@ -32,3 +37,25 @@ def test_binary_config_file_is_a_config_error(tmp_path):
 
 def test_every_liveq_error_is_one_family():
     assert issubclass(ConfigError, LiveqError) and issubclass(ConfigError, ValueError)
+
+
+def test_shipped_configs_load_by_name_from_an_installed_wheel(tmp_path):
+    """The configs are package data: a wheel installed elsewhere finds them by name."""
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(root), "--no-deps",
+                    "--no-build-isolation", "-q", "-w", str(tmp_path / "wheel")], check=True)
+    wheel = next((tmp_path / "wheel").glob("liveq-*.whl"))
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
+                    str(tmp_path / "site"), str(wheel)], check=True)
+    code = ("import liveq.core.config as c, liveq.train.config as t; "
+            "assert '/site/' in c.__file__; "
+            "print(t.load_run_config(c.load_yaml('livestream_default')).env.id)")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True, text=True,
+                         capture_output=True, env=env)
+    assert out.stdout.strip() == "liveq/LiveStream-v0"
+
+
+def test_unknown_config_name_lists_the_shipped_ones():
+    with pytest.raises(ConfigError, match="livestream_default"):
+        load_yaml("livestream_defualt")

@@ -8,10 +8,11 @@ import pytest
 import torch
 import yaml
 
+from liveq.core.config import shipped_configs
 from liveq.eval.online import make_online_evaluator
 from liveq.train import load_agent, load_run_config, train
 
-SMALL = Path(__file__).resolve().parents[1] / "configs" / "livestream_small.yaml"
+SMALL = shipped_configs()["livestream_small"]
 
 
 def small_config(steps: int):

@@ -139,7 +139,7 @@ def _add_ope(sub) -> None:
                    help="obd: also run obp's estimators on the same inputs and compare")
     p.add_argument("--config", help="offline-rl: run config YAML whose env.kwargs and "
                    "agent.dqn the learners use (default: the small world of "
-                   "configs/livestream_small.yaml)")
+                   "the shipped livestream_small config)")
     p.add_argument("--learners", help="offline-rl: comma-separated offline learners: dqn, bc, "
                    "bandit, dqn-nocql (default dqn,bc,bandit)")
     p.add_argument("--gradient-steps", type=int,

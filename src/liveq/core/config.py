@@ -8,8 +8,8 @@ sizes, probabilities above one). Every error is a `ConfigError` naming the field
 from __future__ import annotations
 
 import dataclasses
-import math
 import difflib
+import math
 import types
 import typing
 from pathlib import Path
@@ -114,11 +114,34 @@ def to_dict(obj: Any) -> dict[str, Any]:
     return plain(dataclasses.asdict(obj))
 
 
+def shipped_configs() -> dict[str, Path]:
+    """The configs that ship inside the package, by name (file name without .yaml)."""
+    folder = Path(__file__).resolve().parents[1] / "configs"
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+
+
+def resolve_config(path: str | Path) -> Path:
+    """A config file path: `path` itself if it exists, else the shipped config of that name.
+
+    `livestream_default` and `livestream_default.yaml` both name the shipped config, so
+    commands work from an installed wheel as well as from the source tree.
+    """
+    given = Path(path)
+    if given.exists():
+        if given.is_dir():
+            raise ConfigError(f"{given}: is a directory, expected a YAML config file")
+        return given
+    shipped = shipped_configs()
+    name = given.name.removesuffix(".yaml").removesuffix(".yml")
+    if given.parent == Path(".") and name in shipped:
+        return shipped[name]
+    raise ConfigError(f"config file not found: {given} (shipped configs, usable by name: "
+                      f"{', '.join(shipped)})")
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, with a clear error for a missing or malformed file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+    """Read a YAML mapping (a path or a shipped config's name), with clear errors."""
+    path = resolve_config(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:

@@ -4,10 +4,10 @@ Everything is measured in one run on this machine, so read the ratios, not the a
 figures (other processes may share the cores).
 
 1. Simulator: viewer-steps/s of `LiveStreamVectorEnv` at several batch sizes (the largest
-   on the platform-scale world of `configs/livestream_large.yaml`), stepping the first
+   on the platform-scale world of `the shipped livestream_large config`), stepping the first
    live candidate of every session; median of a few timed repeats after a warm-up. The
    single-session `LiveStreamEnv` is timed the same way for reference.
-2. Training: liveq's DQN with the demo config (`configs/livestream_default.yaml`) and
+2. Training: liveq's DQN with the demo config (the shipped `livestream_default` config) and
    SB3's DQN (`liveq.experiments.bench_sb3`) each collect the same env-step budget on the same world
    with `invalid_action="empty"` and the same number of PyTorch threads (the config's
    `train.torch_threads`). Training time excludes building the learner and the final
@@ -30,14 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from liveq.core.config import ConfigError, load_yaml
+from liveq.core.config import load_yaml
 from liveq.eval.online import evaluate
 from liveq.experiments.bench_logs import bench_logs, log_lines
 from liveq.sim.livestream import LiveStreamEnv, LiveStreamVectorEnv
 from liveq.sim.vector import make_vec_env
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-LARGE_WORLD = {"n_streamers": 10_000, "n_candidates": 16}  # configs/livestream_large.yaml
+LARGE_WORLD = {"n_streamers": 10_000, "n_candidates": 16}  # the shipped livestream_large config
 SIM_TARGET = (100_000, 500_000)  # (batch, viewer-steps/s) the simulator should reach
 SPEEDUP_TARGET = 10.0  # liveq env-steps/s over SB3's
 EVAL_SEED = 12345
@@ -149,10 +148,7 @@ def liveq_run_config(sizes: BenchSizes):
     """The demo run config on `invalid_action="empty"`, sized for the bench, eval at the end."""
     from liveq.train.config import load_run_config
 
-    path = CONFIGS / "livestream_default.yaml"
-    if not path.is_file():
-        raise ConfigError(f"{path} not found: `liveq bench` runs from a source checkout")
-    data = load_yaml(path)
+    data = load_yaml("livestream_default")
     data["env"]["kwargs"] = {**(data["env"].get("kwargs") or {}), "invalid_action": "empty"}
     data["train"].update(total_env_steps=sizes.train_steps, eval_every=0, checkpoint_every=0,
                          eval_episodes=sizes.eval_episodes, early_stopping_patience=0,

@@ -1,0 +1,1 @@
+"""Learners: one readable file per algorithm (DQN, tabular Q-learning, offline objectives)."""

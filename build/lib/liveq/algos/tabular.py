@@ -1,0 +1,209 @@
+"""Tabular Q-learning (Watkins 1989) for small problems with discrete states and actions.
+
+The update, for a transition `(s, a, r, s')`:
+
+    Q(s, a) <- Q(s, a) + alpha [r + gamma (1 - terminated) max_a' Q(s', a') - Q(s, a)]
+
+Only `terminated` stops the bootstrap; a truncated episode (time limit) still bootstraps
+from `s'`, because the state itself has a future. Acting is epsilon-greedy with exact
+propensities; the epsilon schedule is linear from `epsilon_start` to `epsilon_end`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import gymnasium as gym
+import numpy as np
+
+from liveq.core.config import require
+from liveq.policies.base import Action, action_mask
+
+
+@dataclass(kw_only=True)
+class QLearningConfig:
+    """Hyperparameters of tabular Q-learning."""
+
+    alpha: float = 0.1
+    """Step size of the update, in (0, 1]."""
+    gamma: float = 0.9
+    """Discount factor, in [0, 1]."""
+    epsilon_start: float = 1.0
+    """Exploration probability at step 0."""
+    epsilon_end: float = 0.05
+    """Exploration probability after `epsilon_decay_steps` steps and from then on."""
+    epsilon_decay_steps: int = 1000
+    """Steps over which epsilon falls linearly; 0 means `epsilon_end` from the start."""
+
+    def validate(self) -> None:
+        require(0.0 < self.alpha <= 1.0, f"alpha must be in (0, 1], got {self.alpha}")
+        require(0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma}")
+        require(0.0 <= self.epsilon_end <= self.epsilon_start <= 1.0,
+                "epsilon must satisfy 0 <= epsilon_end <= epsilon_start <= 1, got "
+                f"epsilon_start={self.epsilon_start}, epsilon_end={self.epsilon_end}")
+        require(self.epsilon_decay_steps >= 0,
+                f"epsilon_decay_steps must be >= 0, got {self.epsilon_decay_steps}")
+
+
+def linear_epsilon(step: int, start: float, end: float, decay_steps: int) -> float:
+    """Epsilon at `step`: linear from `start` (step 0) to `end` (step `decay_steps` on)."""
+    if step >= decay_steps:
+        return end
+    return start + (end - start) * step / decay_steps
+
+
+def q_learning_target(q: np.ndarray, r: Any, s_next: Any, terminated: Any,
+                      gamma: float) -> Any:
+    """`r + gamma (1 - terminated) max_a' q[s_next, a']`; scalars or `(batch,)` arrays."""
+    not_done = 1.0 - np.asarray(terminated, dtype=np.float64)
+    return r + gamma * not_done * q[s_next].max(axis=-1)
+
+
+def q_learning_update(q: np.ndarray, s: Any, a: Any, r: Any, s_next: Any, terminated: Any,
+                      alpha: float, gamma: float) -> Any:
+    """New value of `q[s, a]` after one Q-learning step; `q` (n_states, n_actions) unchanged.
+
+    Given arrays, every transition is updated from the same `q` (no accumulation).
+    """
+    target = q_learning_target(q, r, s_next, terminated, gamma)
+    return q[s, a] + alpha * (target - q[s, a])
+
+
+def epsilon_greedy_probs(q_rows: np.ndarray, mask: np.ndarray, epsilon: float) -> np.ndarray:
+    """Action probabilities `(batch, n_actions)` of epsilon-greedy over allowed actions.
+
+    Epsilon is spread evenly over the allowed actions; the rest goes to the greedy ones,
+    split evenly among tied maxima. Disallowed actions get probability 0.
+    """
+    if not mask.any(axis=1).all():
+        raise ValueError("every row of the action mask must allow at least one action")
+    masked = np.where(mask, q_rows, -np.inf)
+    best = mask & (masked == masked.max(axis=1, keepdims=True))
+    explore = mask / mask.sum(axis=1, keepdims=True)
+    exploit = best / best.sum(axis=1, keepdims=True)
+    return epsilon * explore + (1.0 - epsilon) * exploit
+
+
+class TabularQAgent:
+    """A Q-table `(n_states, n_actions)` that acts epsilon-greedily and learns by Q-learning.
+
+    `epsilon` is set from outside (see `linear_epsilon`); acting never changes the table.
+    """
+
+    def __init__(self, n_states: int, n_actions: int, config: QLearningConfig,
+                 seed: int | np.random.SeedSequence | None = None):
+        config.validate()
+        self.config = config
+        self.q = np.zeros((n_states, n_actions))
+        self.epsilon = config.epsilon_start
+        self.rng = np.random.default_rng(seed)
+
+    def act(self, obs: np.ndarray, mask: np.ndarray | None = None) -> Action:
+        """Epsilon-greedy actions `(n_envs,)` for integer states `obs` `(n_envs,)`."""
+        states = self._states(obs)
+        mask = action_mask(states, mask, self.q.shape[1])
+        probs = epsilon_greedy_probs(self.q[states], mask, self.epsilon)
+        cumulative = np.cumsum(probs, axis=1)
+        draws = self.rng.random((len(states), 1)) * cumulative[:, -1:]
+        actions = np.minimum((draws >= cumulative).sum(axis=1), probs.shape[1] - 1)
+        propensities = probs[np.arange(len(states)), actions]
+        return Action(actions.astype(np.int64), propensities)
+
+    def update(self, s: np.ndarray, a: np.ndarray, r: np.ndarray, s_next: np.ndarray,
+               terminated: np.ndarray) -> None:
+        """One synchronous Q-learning step from a batch of transitions, each `(batch,)`.
+
+        All targets are computed from the table as it was before the batch (as if the
+        transitions came from parallel envs at the same moment). A pair `(s, a)` that
+        appears k times moves once, by `alpha`, towards the mean of its k targets, so the
+        result does not depend on the order of the batch. A batch of one is exactly the
+        classic sequential update.
+        """
+        s, a = self._states(s), self._actions(a)
+        targets = q_learning_target(self.q, np.asarray(r, dtype=np.float64),
+                                    self._states(s_next), terminated, self.config.gamma)
+        flat = s * self.q.shape[1] + a
+        counts = np.bincount(flat, minlength=self.q.size)
+        sums = np.bincount(flat, weights=targets, minlength=self.q.size)
+        touched = counts > 0
+        step = np.zeros(self.q.size)
+        step[touched] = sums[touched] / counts[touched] - self.q.reshape(-1)[touched]
+        self.q += self.config.alpha * step.reshape(self.q.shape)
+
+    def greedy_policy(self) -> np.ndarray:
+        """Greedy action per state `(n_states,)`; ties go to the lowest action index."""
+        return np.argmax(self.q, axis=1)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Copy of the table, current epsilon and RNG state: enough to resume exactly."""
+        return {"q": self.q.copy(), "epsilon": self.epsilon,
+                "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        q = np.asarray(state["q"], dtype=np.float64)
+        if q.shape != self.q.shape:
+            raise ValueError(f"Q-table shape {q.shape} does not match agent {self.q.shape}")
+        self.q = q.copy()
+        self.epsilon = float(state["epsilon"])
+        self.rng.bit_generator.state = state["rng"]
+
+    def _states(self, obs: Any) -> np.ndarray:
+        states = np.asarray(obs)
+        if states.ndim != 1 or not np.issubdtype(states.dtype, np.integer):
+            raise ValueError("tabular agents take a 1-D batch of integer states, got "
+                             f"shape {states.shape} dtype {states.dtype}")
+        if states.size and (states.min() < 0 or states.max() >= self.q.shape[0]):
+            raise ValueError(f"states must be in [0, {self.q.shape[0]}), got {states}")
+        return states.astype(np.int64)
+
+    def _actions(self, a: Any) -> np.ndarray:
+        actions = np.asarray(a)
+        if not np.issubdtype(actions.dtype, np.integer) or (
+                actions.size and (actions.min() < 0 or actions.max() >= self.q.shape[1])):
+            raise ValueError(f"actions must be integers in [0, {self.q.shape[1]}), got {a}")
+        return actions.astype(np.int64)
+
+
+class TabularRun(NamedTuple):
+    agent: TabularQAgent
+    episode_returns: list[float]  # undiscounted, of every episode that ended
+
+
+def _discrete_size(space: gym.Space, what: str) -> int:
+    if not isinstance(space, gym.spaces.Discrete) or int(space.start) != 0:
+        raise ValueError(f"tabular Q-learning needs a Discrete {what} space starting at 0, "
+                         f"got {space}")
+    return int(space.n)
+
+
+def train_tabular(env_id_or_env: str | gym.Env, config: QLearningConfig, n_steps: int,
+                  seed: int) -> TabularRun:
+    """Q-learning for `n_steps` steps on one Gymnasium env with Discrete obs and actions.
+
+    An env id is made (and closed at the end) here; a given env is left open. The env is
+    reset with `seed` and the agent's generator is derived from it, so one seed gives one
+    run.
+    """
+    env = gym.make(env_id_or_env) if isinstance(env_id_or_env, str) else env_id_or_env
+    n_states = _discrete_size(env.observation_space, "observation")
+    n_actions = _discrete_size(env.action_space, "action")
+    agent = TabularQAgent(n_states, n_actions, config, np.random.SeedSequence(seed))
+    returns, episode_return = [], 0.0
+    obs, _ = env.reset(seed=seed)
+    for step in range(n_steps):
+        agent.epsilon = linear_epsilon(step, config.epsilon_start, config.epsilon_end,
+                                       config.epsilon_decay_steps)
+        action = int(agent.act(np.array([obs])).actions[0])
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        agent.update(np.array([obs]), np.array([action]), np.array([reward]),
+                     np.array([next_obs]), np.array([terminated]))
+        episode_return += float(reward)
+        obs = next_obs
+        if terminated or truncated:
+            returns.append(episode_return)
+            episode_return = 0.0
+            obs, _ = env.reset()
+    if isinstance(env_id_or_env, str):
+        env.close()
+    return TabularRun(agent, returns)

@@ -1,0 +1,1 @@
+"""Replay buffers and the observation codecs that store transitions compactly."""

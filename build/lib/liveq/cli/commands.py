@@ -1,0 +1,154 @@
+"""What each `liveq` sub-command does (argument parsing lives in `liveq.cli.main`)."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from liveq.core.config import ConfigError, load_yaml
+from liveq.core.report import format_table, write_csv, write_json
+from liveq.eval.online import evaluate, make_online_evaluator
+from liveq.sim.vector import make_vec_env
+from liveq.train.config import RunConfig, load_run_config
+
+LEARNERS = {"dqn": {}, "myopic": {"gamma": 0.0}}  # myopic = the same network with gamma 0
+EVAL_ENVS = 64
+
+
+def _config_data(path: str, args: argparse.Namespace) -> dict[str, Any]:
+    data = load_yaml(path)
+    train = data.setdefault("train", {})
+    if not isinstance(train, dict):
+        raise ConfigError(f"{path}: 'train' must be a mapping")
+    if getattr(args, "steps", None) is not None:
+        train["total_env_steps"] = args.steps
+    if getattr(args, "no_progress", False):
+        train["progress"] = False
+    if getattr(args, "seed", None) is not None and args.command == "train":
+        data["seed"] = args.seed
+    return data
+
+
+def is_livestream(config: RunConfig) -> bool:
+    return config.env.id.startswith("liveq/LiveStream")
+
+
+def evaluator_for(config: RunConfig):
+    """The LiveStream online evaluator, or None to let training use its Gymnasium default."""
+    if is_livestream(config):
+        return make_online_evaluator(config.env.id, config.env.kwargs, EVAL_ENVS)
+    return None
+
+
+def train_run(config: RunConfig, out: str | Path, resume: bool) -> dict[str, Any]:
+    from liveq.train.loop import train
+
+    summary = train(config, out, resume=resume, evaluate=evaluator_for(config))
+    print(f"trained {out}: {summary['env_steps']} env steps, {summary['updates']} updates, "
+          f"best eval return {summary['best_return']:.3f} ({summary['stop_reason']}, "
+          f"{summary['wall_time_s']:.0f}s)")
+    return summary
+
+
+def train_command(args: argparse.Namespace) -> int:
+    config = load_run_config(_config_data(args.config, args))
+    train_run(config, args.out, args.resume)
+    return 0
+
+
+def run_config(run: Path) -> RunConfig:
+    """The resolved config saved in a run folder."""
+    if not (run / "config.yaml").is_file():
+        raise ConfigError(f"{run} is not a run folder (no config.yaml)")
+    return load_run_config(run / "config.yaml")
+
+
+def load_greedy_policy(run: str | Path, checkpoint: str, env) -> Any:
+    """The greedy policy of a trained run, built for `env`'s spaces."""
+    from liveq.train.checkpoint import load_checkpoint
+    from liveq.train.loop import build_agent
+
+    run = Path(run)
+    config = run_config(run)
+    state = load_checkpoint(run / "checkpoints" / f"{checkpoint}.pt")
+    agent = build_agent(config, env.single_observation_space, env.single_action_space,
+                        config.seed)
+    agent.load_state_dict(state["agent"])
+    return agent.greedy_policy()
+
+
+def _eval_env(config: RunConfig, episodes: int):
+    if episodes < 1:
+        raise ConfigError(f"--episodes must be at least 1, got {episodes}")
+    return make_vec_env(config.env.id, min(EVAL_ENVS, episodes), config.env.kwargs)
+
+
+def _report(results: dict, args: argparse.Namespace) -> None:
+    print(format_table(results))
+    if args.json:
+        write_json(results, args.json)
+    if args.csv:
+        write_csv(results, args.csv)
+
+
+def eval_command(args: argparse.Namespace) -> int:
+    torch.set_num_threads(1)  # small networks: one thread beats oversubscribed cores
+    run = Path(args.run)
+    config = run_config(run)
+    env = _eval_env(config, args.episodes)
+    policy = load_greedy_policy(run, args.checkpoint, env)
+    results = {run.name: evaluate(lambda _: policy, env, args.episodes, args.seed)}
+    _report(results, args)
+    return 0
+
+
+def _learner_config(config: RunConfig, name: str) -> RunConfig:
+    learner = copy.deepcopy(config)
+    for key, value in LEARNERS[name].items():
+        setattr(learner.agent.dqn, key, value)
+    return learner
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    from liveq.policies.baselines import BASELINES, make_baseline
+
+    config = load_run_config(_config_data(args.config, args))
+    torch.set_num_threads(config.train.torch_threads)
+    names = [n.strip() for n in args.agents.split(",") if n.strip()]
+    unknown = [n for n in names if n not in LEARNERS and n not in BASELINES]
+    if unknown or not names:
+        raise ConfigError(f"--agents: unknown {unknown}; choose from "
+                          f"{sorted([*LEARNERS, *BASELINES])}")
+    baselines = [n for n in names if n in BASELINES]
+    if baselines and not is_livestream(config):
+        raise ConfigError(f"--agents: baselines {baselines} need a liveq/LiveStream env, "
+                          f"not {config.env.id}")
+    for name in (n for n in names if n in LEARNERS):
+        out = Path(args.out) / name
+        train_run(_learner_config(config, name), out, resume=(out / "checkpoints" /
+                                                              "latest.pt").exists())
+    results = {}
+    for name in names:
+        env = _eval_env(config, args.episodes)
+        if name in LEARNERS:
+            policy = load_greedy_policy(Path(args.out) / name, "best", env)
+            make = lambda _e, p=policy: p  # noqa: E731
+        else:
+            make = lambda e, n=name: make_baseline(n, e, args.seed)  # noqa: E731
+        results[name] = evaluate(make, env, args.episodes, args.seed)
+    _report(results, args)
+    return 0
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    from liveq.experiments.bench import run_bench
+
+    figures = run_bench(quick=args.quick)
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    return 0

@@ -1,0 +1,214 @@
+"""The `liveq` command line: train, eval, compare, bench, data, eval-offline, ope.
+
+Usage errors (bad configs, missing or corrupted checkpoints, invalid arguments) print
+one line `liveq: error: ...` and exit with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+from liveq.core.errors import LiveqError
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train an agent from a YAML run config")
+    p.add_argument("--config", required=True, help="run config YAML")
+    p.add_argument("--out", required=True, help="run folder to create (or resume)")
+    p.add_argument("--resume", action="store_true", help="continue from checkpoints/latest.pt")
+    p.add_argument("--seed", type=int, help="override the config's seed")
+    p.add_argument("--steps", type=int, help="override train.total_env_steps")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="evaluate a trained run online in its simulator")
+    p.add_argument("run", help="run folder written by `liveq train`")
+    p.add_argument("--episodes", type=int, default=1000, help="sessions to evaluate")
+    p.add_argument("--checkpoint", choices=("best", "latest"), default="best")
+    p.add_argument("--seed", type=int, default=12345, help="evaluation seed")
+    p.add_argument("--json", help="write results as JSON")
+    p.add_argument("--csv", help="write results as CSV")
+
+
+def _add_compare(sub) -> None:
+    p = sub.add_parser("compare", help="train learners and compare them with baselines")
+    p.add_argument("--config", required=True, help="run config YAML (DQN settings and env)")
+    p.add_argument("--agents", default="dqn,myopic,oracle,popular,repeat,random",
+                   help="comma-separated: dqn, myopic, oracle, popular, repeat, random")
+    p.add_argument("--episodes", type=int, default=2000, help="sessions per agent")
+    p.add_argument("--out", default="runs/compare", help="folder for the learners' runs")
+    p.add_argument("--seed", type=int, default=12345, help="evaluation seed (shared)")
+    p.add_argument("--steps", type=int, help="override train.total_env_steps")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--json", help="write results as JSON")
+    p.add_argument("--csv", help="write results as CSV")
+
+
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="simulator and training throughput, with SB3 beside it")
+    p.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    p.add_argument("--json", help="write figures as JSON")
+
+
+def _add_log_arguments(p) -> None:
+    """The arguments every command that reads an interaction log shares."""
+    p.add_argument("log", help="interaction log: a file (Twitch, generic) or a folder (KuaiLive)")
+    p.add_argument("--format", choices=("twitch", "kuailive", "generic"), default="twitch",
+                   help="log format (default twitch)")
+    p.add_argument("--schema", help="YAML column mapping for --format generic")
+    p.add_argument("--on-bad-rows", choices=("error", "skip", "report"), default="error",
+                   help="malformed rows: stop (default), drop and count, or drop and list them")
+
+
+def _add_data(sub) -> None:
+    p = sub.add_parser("data", help="synthesise, calibrate from and analyse interaction logs")
+    data = p.add_subparsers(dest="data_command", required=True)
+    s = data.add_parser("synth", help="write a synthetic log from the simulator")
+    s.add_argument("--format", choices=("twitch", "kuailive", "generic"), default="twitch")
+    s.add_argument("--out", required=True, help="file (twitch, generic) or folder (kuailive)")
+    s.add_argument("--policy", choices=("popular", "repeat", "random", "oracle"),
+                   default="popular", help="behaviour policy that recommends in the simulator")
+    s.add_argument("--epsilon", type=float, default=0.1,
+                   help="share of uniformly random recommendations mixed into the policy")
+    s.add_argument("--sessions", type=int, default=2000, help="concurrent viewer sessions")
+    s.add_argument("--days", type=float, default=7.0, help="simulated days")
+    s.add_argument("--return-after-days", type=float, default=1.0,
+                   help="days a returning viewer stays away before the next visit")
+    s.add_argument("--config", help="simulator config YAML (LiveStreamConfig fields)")
+    s.add_argument("--seed", type=int, default=0)
+    c = data.add_parser("calibrate", help="fit a simulator config to a log")
+    _add_log_arguments(c)
+    c.add_argument("--out", required=True, help="simulator config YAML to write")
+    c.add_argument("--seed", type=int, default=0)
+    a = data.add_parser("analyze", help="retention, churn, watch time and repeat consumption")
+    _add_log_arguments(a)
+    a.add_argument("--out", required=True, help="folder for the PNG plots and summary.json")
+    a.add_argument("--churn-days", type=float, default=7.0,
+                   help="a viewer has churned after this many days without a visit")
+    a.add_argument("--seed", type=int, default=0)
+
+
+def _add_eval_offline(sub) -> None:
+    p = sub.add_parser("eval-offline", help="rank live streamers on a log (LiveRec protocol)")
+    _add_log_arguments(p)
+    p.add_argument("--protocol", choices=("liverec", "leave-last-out"), default="liverec")
+    p.add_argument("--availability", choices=("log", "others"), default="log",
+                   help="a streamer is live at t if any row covers t (log, LiveRec's rule) or "
+                        "a row of another user than the target's (others)")
+    p.add_argument("--models", default="pop,rep,bpr,dqn",
+                   help="comma-separated: pop, rep, bpr, dqn, bc, bandit")
+    p.add_argument("--model-config",
+                   help="YAML: model name -> its settings (bpr: BPRConfig, dqn/bc/bandit: "
+                        "LoggedQConfig fields)")
+    p.add_argument("--seed", type=int, default=0, help="seed for training and tie-breaking")
+    p.add_argument("--json", help="write results as JSON")
+    p.add_argument("--csv", help="write results as CSV")
+
+
+def _add_ope(sub) -> None:
+    p = sub.add_parser("ope", help="off-policy estimates: on the simulator or Open Bandit data")
+    p.add_argument("source", choices=("sim", "obd", "offline-rl"),
+                   help="sim: simulator logs with known truth; obd: Open Bandit sample; "
+                   "offline-rl: learn from a simulator log, judge off-policy and online")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", help="write results as JSON")
+    p.add_argument("--csv", help="write results as CSV")
+    p.add_argument("--bootstrap", type=int, help="bootstrap replicates per interval "
+                   "(default 200 for sim and offline-rl, 1000 for obd)")
+    p.add_argument("--clip", type=float, help="cap importance weights of IPS, SNIPS, DR")
+    p.add_argument("--switch-tau", type=float, default=10.0,
+                   help="switch-DR keeps DR's correction where the weight is <= this")
+    p.add_argument("--folds", type=int, default=3, help="reward-model cross-fitting folds")
+    p.add_argument("--seeds", type=int, help="sim: independent logs (default 10)")
+    p.add_argument("--sessions", type=int, help="sim, offline-rl: concurrent sessions per log "
+                   "(default 512, 64)")
+    p.add_argument("--steps", type=int, help="sim, offline-rl: steps per log (default 16, 1024)")
+    p.add_argument("--behaviour", help="sim, offline-rl: logging policy NAME[:EPSILON] "
+                   "(popular:0.3)")
+    p.add_argument("--targets", help="sim: comma-separated target policies "
+                   "(oracle,repeat,popular:0.1,random); offline-rl: baselines judged beside "
+                   "the learners (popular,random)")
+    p.add_argument("--campaign", choices=("all", "men", "women"),
+                   help="obd: ZOZOTOWN campaign (default all)")
+    p.add_argument("--n-sim", type=int, help="obd: draws of the BTS distribution (100000)")
+    p.add_argument("--obp-check", action="store_true",
+                   help="obd: also run obp's estimators on the same inputs and compare")
+    p.add_argument("--config", help="offline-rl: run config YAML whose env.kwargs and "
+                   "agent.dqn the learners use (default: the small world of "
+                   "the shipped livestream_small config)")
+    p.add_argument("--learners", help="offline-rl: comma-separated offline learners: dqn, bc, "
+                   "bandit, dqn-nocql (default dqn,bc,bandit)")
+    p.add_argument("--gradient-steps", type=int,
+                   help="offline-rl: gradient steps per learner (3000)")
+    p.add_argument("--cql-alpha", type=float, help="offline-rl: CQL weight of dqn and "
+                   "bandit (0.1)")
+    p.add_argument("--soften", type=float, help="offline-rl: uniform exploration mixed into "
+                   "each learned policy for a second OPE target (0.1; 0 = none)")
+    p.add_argument("--heldout-steps", type=int,
+                   help="offline-rl: steps of the held-out log for OPE (256)")
+    p.add_argument("--episodes", type=int, help="offline-rl: sessions per policy online (1024)")
+    p.add_argument("--no-online-dqn", action="store_true",
+                   help="offline-rl: skip DQN trained online on the same budget")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="liveq", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an unexpected error")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_train, _add_eval, _add_compare, _add_bench, _add_data, _add_eval_offline,
+                _add_ope):
+        add(sub)
+    return parser
+
+
+# command (or "data <sub>") -> "module:function"; imported only when that command runs.
+_COMMANDS = {
+    "train": "liveq.cli.commands:train_command",
+    "eval": "liveq.cli.commands:eval_command",
+    "compare": "liveq.cli.commands:compare_command",
+    "bench": "liveq.cli.commands:bench_command",
+    "data synth": "liveq.cli.data:synth_command",
+    "data calibrate": "liveq.cli.data:calibrate_command",
+    "data analyze": "liveq.cli.data:analyze_command",
+    "eval-offline": "liveq.cli.offline:eval_offline_command",
+    "ope": "liveq.cli.ope:ope_command",
+}
+
+
+def _command(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
+    name = args.command
+    if name == "data":
+        name = f"data {args.data_command}"
+    module, function = _COMMANDS[name].split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _command(args)(args)
+    except (LiveqError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
+            FileExistsError) as exc:
+        if args.debug:
+            raise
+        print(f"liveq: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("liveq: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001  (an unexpected failure: one line, not a traceback)
+        if args.debug:
+            raise
+        print(f"liveq: error: unexpected {type(exc).__name__}: {exc} (this is a bug in "
+              "liveq; run again with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""`liveq eval-offline LOG`: rank live streamers on a log with POP, REP, BPR, logged-Q models.
+
+Prints the test table (the headline) and validation's all-target row per model; `--json`
+writes everything `run_protocol` returns (seed, tie-breaking rule, split points, target
+counts, repeat ratio, metrics with 95% intervals, timings); `--csv` one row per
+(split, model, subset, metric).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+from pathlib import Path
+
+from liveq.core.config import ConfigError, load_yaml, to_dict
+from liveq.core.errors import UsageError
+from liveq.ranking.models import OFFLINE_MODELS
+from liveq.ranking.protocol import METRICS, SUBSETS
+from liveq.ranking.queries import OfflineModel
+
+
+def model_names(text: str) -> list[str]:
+    """The comma-separated `--models` list, checked against the registry, duplicates dropped."""
+    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if not names:
+        raise UsageError("--models names no model")
+    unknown = [n for n in names if n not in OFFLINE_MODELS]
+    if unknown:
+        raise UsageError(f"unknown model(s) {', '.join(unknown)} in --models; "
+                         f"choose from {', '.join(OFFLINE_MODELS)}")
+    return names
+
+
+def model_settings(path: str | None, names: list[str]) -> dict[str, dict]:
+    """`--model-config`: a YAML mapping of model name -> that model's config fields."""
+    if path is None:
+        return {}
+    settings = load_yaml(path) or {}
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{path}: expected a mapping of model name to settings")
+    unused = [name for name in settings if name not in names]
+    if unused:
+        raise ConfigError(f"{path}: settings for model(s) {', '.join(map(str, unused))} "
+                          f"that --models does not run ({', '.join(names)})")
+    return settings
+
+
+def build_models(names: list[str], settings: dict[str, dict] | None = None
+                 ) -> dict[str, OfflineModel]:
+    models = {}
+    for name in names:
+        try:
+            models[name] = OFFLINE_MODELS[name]((settings or {}).get(name))
+        except ImportError as exc:
+            raise UsageError(f"model {name!r} is not available here: {exc}") from exc
+    return models
+
+
+def _row(cells: list[str], widths: list[int]) -> str:
+    return "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                     for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+
+
+def _table(rows: list[list[str]]) -> str:
+    header = ["model", "targets", "n", *METRICS]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [_row(header, widths), "-" * len(_row(header, widths))]
+    return "\n".join(lines + [_row(r, widths) for r in rows])
+
+
+def _cells(model: str, subset: str, entries: dict) -> list[str]:
+    values = [entries[m]["mean"] for m in METRICS]
+    return [model, subset, str(entries[METRICS[0]]["n"]),
+            *("-" if math.isnan(v) else f"{v:.4f}" for v in values)]
+
+
+def format_result(result: dict) -> str:
+    """Header lines, the test table (all / repeat / new per model), validation's all row."""
+    lines = [f"protocol {result['protocol']}, seed {result['seed']}; {result['tie_breaking']}",
+             "split points: " + ", ".join(f"{k}={v}" for k, v in
+                                           result["split_points"].items() if k != "rule"),
+             f"training rows: {result['n_training_rows']}; fit seconds: " + ", ".join(
+                 f"{name} {seconds:.1f}" for name, seconds in result["fit_seconds"].items())]
+    for split, subsets in (("test", SUBSETS), ("validation", ("all",))):
+        info = result["splits"].get(split)
+        if info is None:
+            continue
+        lines += ["", f"{split}: {info['n_targets']} targets ({info['n_repeat']} repeat, "
+                      f"{info['n_new']} new; repeat ratio {info['repeat_ratio']:.3f})",
+                  _availability_note(result["availability"], info)]
+        rows = [_cells(model if i == 0 else "", subset, metrics[subset])
+                for model, metrics in info["models"].items()
+                for i, subset in enumerate(subsets)]
+        lines.append(_table(rows))
+    return "\n".join(lines)
+
+
+def _availability_note(availability: str, info: dict) -> str:
+    share = info["self_only_target_share"]
+    if availability == "others":
+        return (f"availability: other users' rows only; {info['dropped_targets']} targets "
+                f"({share:.1%}) dropped because no other user watched their streamer then")
+    note = (f"availability: the whole log; {share:.1%} of targets are live only through "
+            "the target's own row")
+    if share > 0.05:
+        note += (" (a model can find them from 'no other viewer' alone: compare with "
+                 "--availability others)")
+    return note
+
+
+def _json_safe(value):
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def write_result_json(result: dict, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(_json_safe(result), indent=2) + "\n")
+
+
+def write_result_csv(result: dict, path: str | Path) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["split", "model", "subset", "metric", "mean", "ci_low", "ci_high", "n"])
+        for split, info in result["splits"].items():
+            for model, metrics in info["models"].items():
+                for subset, entries in metrics.items():
+                    for metric, e in entries.items():
+                        writer.writerow([split, model, subset, metric, e["mean"], e["ci_low"],
+                                         e["ci_high"], e["n"]])
+
+
+def eval_offline_command(args: argparse.Namespace) -> int:
+    from liveq.data import load_log
+    from liveq.ranking.protocol import run_protocol
+
+    names = model_names(args.models)
+    log = load_log(args.log, format=args.format, schema=args.schema,
+                   on_bad_rows=args.on_bad_rows)
+    models = build_models(names, model_settings(args.model_config, names))
+    result = run_protocol(log, models, protocol=args.protocol, seed=args.seed,
+                          availability=args.availability)
+    result = {"log": {"source": log.source, "rows": log.frame.height, "users": log.n_users,
+                      "streamers": log.n_items, "step_minutes": log.step_minutes},
+              "headline": "test", **result,
+              "model_settings": {name: to_dict(model.config) for name, model in models.items()
+                                 if hasattr(model, "config")}}
+    print(format_result(result))
+    if args.json:
+        write_result_json(result, args.json)
+    if args.csv:
+        write_result_csv(result, args.csv)
+    return 0

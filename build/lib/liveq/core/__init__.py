@@ -1,0 +1,1 @@
+"""Core: exceptions, typed configs, statistics and output writers that every layer uses."""

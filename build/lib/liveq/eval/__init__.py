@@ -1,0 +1,1 @@
+"""Online evaluation of policies in the simulator."""

@@ -1,0 +1,1 @@
+"""Studies that combine the library: off-policy evaluation studies and benchmarks."""

@@ -1,0 +1,106 @@
+"""Q-networks: a plain MLP head for Box observations, an item-conditioned one for candidates.
+
+The live set of streamers changes every step, so for the LiveStream dict observation a
+fixed output unit per streamer is wrong. `CandidateQNetwork` scores each candidate with
+one shared MLP over `concat(viewer_encoder(viewer), candidate_features)`:
+
+    q[b, k] = head(concat(viewer_encoder(viewer[b]), candidates[b, k]))
+
+Networks return raw Q-values; masking belongs to the agent (`masked_q`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from liveq.core.config import ConfigError
+from liveq.policies.base import Obs
+
+MASKED_Q = -1e9  # stands in for the Q-value of a candidate that may not be chosen
+CANDIDATE_KEYS = ("viewer", "candidates")
+
+
+def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
+    """`in_dim -> hidden... -> out_dim` with ReLU between layers, linear output."""
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(in_dim, width), nn.ReLU()]
+        in_dim = width
+    layers.append(nn.Linear(in_dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+class MLPQNetwork(nn.Module):
+    """Q-values for every discrete action from a flat observation."""
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden: Sequence[int]):
+        super().__init__()
+        self.net = mlp(obs_dim, hidden, n_actions)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs)  # (batch, obs_dim) -> (batch, n_actions)
+
+
+class CandidateQNetwork(nn.Module):
+    """Item-conditioned Q-values: one shared head scores each candidate for the viewer."""
+
+    def __init__(self, viewer_dim: int, cand_dim: int, hidden: Sequence[int]):
+        super().__init__()
+        if not hidden:
+            raise ConfigError("hidden sizes: the candidate Q-network needs at least one layer")
+        self.viewer_encoder = nn.Sequential(nn.Linear(viewer_dim, hidden[0]), nn.ReLU())
+        self.head = mlp(hidden[0] + cand_dim, hidden[1:], 1)
+
+    def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        candidates = obs["candidates"]  # (batch, K, cand_dim)
+        viewer_code = self.viewer_encoder(obs["viewer"])  # (batch, hidden)
+        # The head's first layer on concat(viewer_code, candidate) splits into a viewer part,
+        # computed once per row, plus a candidate part: same function, K times less work.
+        first, width = self.head[0], viewer_code.shape[1]
+        from_viewer = F.linear(viewer_code, first.weight[:, :width], first.bias)  # (batch, h)
+        from_candidates = F.linear(candidates, first.weight[:, width:])  # (batch, K, h)
+        hidden = from_candidates + from_viewer.unsqueeze(1)
+        return self.head[1:](hidden).squeeze(-1)  # (batch, K)
+
+
+def make_q_network(obs_space: gym.Space, n_actions: int, hidden: Sequence[int]) -> nn.Module:
+    """The Q-network that fits `obs_space` (single-env space, not batched)."""
+    if isinstance(obs_space, gym.spaces.Box):
+        if len(obs_space.shape) != 1:
+            raise ConfigError(f"DQN needs a flat Box observation, got shape {obs_space.shape}")
+        return MLPQNetwork(obs_space.shape[0], n_actions, hidden)
+    if isinstance(obs_space, gym.spaces.Dict):
+        missing = [k for k in CANDIDATE_KEYS if k not in obs_space.spaces]
+        if missing:
+            raise ConfigError(f"DQN dict observation lacks keys {missing}")
+        viewer_dim = obs_space["viewer"].shape[0]
+        n_candidates, cand_dim = obs_space["candidates"].shape
+        if n_candidates != n_actions:
+            raise ConfigError(
+                f"{n_candidates} candidates in the observation but {n_actions} actions"
+            )
+        return CandidateQNetwork(viewer_dim, cand_dim, hidden)
+    raise ConfigError(f"DQN cannot read observations of type {type(obs_space).__name__}")
+
+
+def obs_to_tensor(obs: Obs) -> torch.Tensor | dict[str, torch.Tensor]:
+    """Batched numpy observation -> float32 tensors (the dict's mask becomes bool)."""
+    if isinstance(obs, dict):
+        out = {k: torch.as_tensor(np.asarray(obs[k]), dtype=torch.float32) for k in CANDIDATE_KEYS}
+        if "mask" in obs:
+            out["mask"] = torch.as_tensor(np.asarray(obs["mask"])).bool()
+        return out
+    return torch.as_tensor(np.asarray(obs), dtype=torch.float32)
+
+
+def masked_q(q_values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """`q_values` (batch, n_actions) with disallowed entries set to `MASKED_Q`."""
+    if mask is None:
+        return q_values
+    return q_values.masked_fill(~mask, MASKED_Q)

@@ -1,0 +1,1 @@
+"""Off-policy estimators: IPS, SNIPS, DM, DR, switch-DR with bootstrap intervals."""

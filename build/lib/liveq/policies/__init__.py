@@ -1,0 +1,1 @@
+"""Policies: the Policy contract (act + full action distribution), exploration, baselines."""

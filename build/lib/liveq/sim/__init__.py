@@ -1,0 +1,26 @@
+"""Simulators. Importing this package registers liveq's Gymnasium envs."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+from liveq.sim.chain import register_chain
+from liveq.sim.config import LiveStreamConfig, RewardWeights
+from liveq.sim.core import InvalidActionError, LiveStreamCore
+
+
+def register_envs() -> None:
+    """Register `liveq/LiveStream-v0` (with its batched vector entry point) and the chain."""
+    if "liveq/LiveStream-v0" not in gym.registry:
+        gym.register(
+            "liveq/LiveStream-v0",
+            entry_point="liveq.sim.livestream:LiveStreamEnv",
+            vector_entry_point="liveq.sim.livestream:LiveStreamVectorEnv",
+        )
+    register_chain()
+
+
+register_envs()
+
+__all__ = ["InvalidActionError", "LiveStreamConfig", "LiveStreamCore", "RewardWeights",
+           "register_envs"]

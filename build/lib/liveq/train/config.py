@@ -1,0 +1,125 @@
+"""The run config: one YAML file says which env, which agent, how long, and the seed.
+
+```yaml
+seed: 0
+env:
+  id: CartPole-v1          # or liveq/LiveStream-v0
+  n_envs: 8
+  kwargs: {}               # passed to the env untouched; the env validates them
+agent:
+  name: dqn
+  dqn:                     # fields of liveq.algos.dqn.DQNConfig
+    lr: 0.001
+    hidden_sizes: [256, 256]
+train:
+  total_env_steps: 100000
+  eval_every: 10000
+  eval_episodes: 10
+  early_stopping_patience: 0
+  target_return: null
+  checkpoint_every: 10000
+  log_every: 1000
+  progress: true
+```
+Step counts are environment steps summed over all parallel envs. Every section and
+field may be left out to take its default; an unknown key is a `ConfigError` naming it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from liveq.algos.dqn import DQNConfig
+from liveq.core.config import from_dict, load_yaml, require
+
+AGENT_NAMES = ("dqn",)
+
+
+@dataclass(kw_only=True)
+class EnvConfig:
+    """Which environment to train on."""
+
+    id: str = "CartPole-v1"
+    """Gymnasium or liveq env id."""
+    n_envs: int = 8
+    """Parallel environments stepped as one vector env."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments passed to the env unchanged."""
+
+    def validate(self) -> None:
+        require(bool(self.id), "id must not be empty")
+        require(self.n_envs >= 1, f"n_envs must be at least 1, got {self.n_envs}")
+
+
+@dataclass(kw_only=True)
+class AgentConfig:
+    """Which learner, and its hyper-parameters in the section named after it."""
+
+    name: str = "dqn"
+    """Learner name; one of AGENT_NAMES."""
+    dqn: DQNConfig = field(default_factory=DQNConfig)
+    """Hyper-parameters used when name == 'dqn'."""
+
+    def validate(self) -> None:
+        require(self.name in AGENT_NAMES, f"name: unknown agent '{self.name}', "
+                f"expected one of {list(AGENT_NAMES)}")
+
+
+@dataclass(kw_only=True)
+class TrainConfig:
+    """How long to train and how often to log, evaluate and checkpoint."""
+
+    total_env_steps: int = 100_000
+    """Environment steps (summed over envs) to collect."""
+    eval_every: int = 10_000
+    """Environment steps between greedy evaluations; 0 = only at the end."""
+    eval_episodes: int = 10
+    """Episodes per evaluation."""
+    early_stopping_patience: int = 0
+    """Stop after this many evaluations without a new best return; 0 = never."""
+    target_return: float | None = None
+    """Stop as soon as an evaluation reaches this mean return; null = never."""
+    checkpoint_every: int = 10_000
+    """Environment steps between checkpoints/latest.pt; 0 = only at the end."""
+    log_every: int = 1_000
+    """Environment steps between metrics.jsonl / TensorBoard records."""
+    progress: bool = True
+    """Show a tqdm progress bar."""
+    torch_threads: int = 1
+    """PyTorch CPU threads; 1 is fastest for liveq's small networks on a few cores."""
+
+    def validate(self) -> None:
+        require(self.total_env_steps >= 1,
+                f"total_env_steps must be at least 1, got {self.total_env_steps}")
+        for name in ("eval_every", "early_stopping_patience", "checkpoint_every"):
+            require(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
+        require(self.eval_episodes >= 1, f"eval_episodes must be at least 1, got "
+                f"{self.eval_episodes}")
+        require(self.torch_threads >= 1, f"torch_threads must be at least 1, got "
+                f"{self.torch_threads}")
+        require(self.log_every >= 1, f"log_every must be at least 1, got {self.log_every}")
+
+
+@dataclass(kw_only=True)
+class RunConfig:
+    """Everything that defines a training run; saved as config.yaml in the run folder."""
+
+    seed: int = 0
+    """Root seed; every RNG of the run is spawned from it."""
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """The environment."""
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    """The learner."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """The schedule."""
+
+    def validate(self) -> None:
+        require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+
+
+def load_run_config(source: str | Path | dict[str, Any]) -> RunConfig:
+    """A `RunConfig` from a YAML path or a plain dict; unknown keys raise `ConfigError`."""
+    data = source if isinstance(source, dict) else load_yaml(source)
+    return from_dict(RunConfig, data)

@@ -1,0 +1,1 @@
+"""Run and simulator configs shipped with liveq; `--config NAME` finds them by name."""
