@@ -7,8 +7,9 @@ Observations arrive batched (first axis = environment index). Three kinds are su
   "mask": (n_envs, K)}` where `mask[i, k] == 1` means candidate `k` may be recommended;
 * a `(n_envs,)` integer array of state indices for tabular agents (e.g. `liveq/Chain-v0`).
 
-Every policy answers:
+Every policy has a `slate_size` and answers (`mask`, when given, overrides `obs["mask"]`):
 
+* `allowed(obs, mask=None) -> (n_envs, K) bool`: the candidates it may choose;
 * `act(obs, mask=None) -> Action`: the chosen actions, `(n_envs,)` for a single
   recommendation or `(n_envs, slate_size)` for a ranked list, and the exact probability
   with which the policy chose exactly that action (its propensity);

@@ -147,7 +147,8 @@ class Softmax:
 
     def log_weights(self, obs: Obs, allowed: np.ndarray) -> np.ndarray:
         """`(n_envs, K)` scores / temperature, -inf where not allowed."""
-        return np.where(allowed, self.base.scores(obs, allowed) / self.temperature, -np.inf)
+        scores = np.asarray(self.base.scores(obs, allowed), dtype=np.float64)
+        return np.where(allowed, scores / self.temperature, -np.inf)
 
     def act(self, obs: Obs, mask: np.ndarray | None = None) -> Action:
         allowed = self.allowed(obs, mask)
