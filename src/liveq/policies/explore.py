@@ -215,12 +215,13 @@ def plackett_luce_marginals(log_w: np.ndarray, slate_size: int) -> np.ndarray:
             f"candidates need {per_row:,} prefix entries per row (limit "
             f"{MAX_PREFIX_ENTRIES:,}); use slate_probability for given slates instead")
     chunk = max(1, PREFIX_CHUNK_ENTRIES // per_row)
-    return np.concatenate([_marginals(log_w[i:i + chunk], slate_size)
-                           for i in range(0, n_envs, chunk)]) if n_envs else \
-        np.zeros((0, slate_size, k))
+    parts = [_marginals(log_w[i:i + chunk], slate_size) for i in range(0, n_envs, chunk)]
+    return np.concatenate(parts) if parts else np.zeros((0, slate_size, k))
 
 
 def _marginals(log_w: np.ndarray, slate_size: int) -> np.ndarray:
+    """Marginals of a chunk of rows: rank by rank, every prefix's probability times the
+    next pick's share of the weight the prefix leaves."""
     n_envs, k = log_w.shape
     marginals = np.zeros((n_envs, slate_size, k))
     prefix_prob = np.ones((n_envs, 1))  # (n_envs, P)
