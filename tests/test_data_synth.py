@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -34,7 +35,8 @@ def raw() -> pl.DataFrame:
 def events(step, clicked, user, stream, watch=1.0, gifts=0.0) -> StepEvents:
     n = len(clicked)
     return StepEvents(step, np.array(clicked), np.array(user), np.array(stream) * 10,
-                      np.array(stream), np.full(n, watch), np.full(n, gifts))
+                      np.array(stream), np.full(n, watch), np.full(n, gifts),
+                      np.full(n, step / 10))
 
 
 # ---------------------------------------------------------------- row building (by hand)
@@ -50,6 +52,8 @@ def test_row_builder_merges_consecutive_steps_on_one_broadcast():
         (3, 90, 9, 7, 8), (0, 70, 7, 8, 9)]
     assert frame["watch"].to_list() == [2.0, 1.0, 2.0, 1.0, 1.0, 1.0]
     assert frame["value"].to_list() == [1.0, 1.0, 0.0, 0.0, 0.0, 0.0]
+    # A row keeps the propensity of its first step (here step / 10).
+    assert frame["propensity"].to_list() == [0.5, 0.5, 0.6, 0.6, 0.7, 0.8]
 
 
 def fake_core(born, live):
@@ -98,6 +102,24 @@ def test_rows_are_valid_and_never_overlap_for_a_viewer(raw):
     # A broadcast belongs to one streamer; newcomer streamers get new ids.
     assert raw.group_by("stream").agg(pl.col("item").n_unique())["item"].max() == 1
     assert raw["item"].max() >= SMALL.n_streamers
+
+
+def epsilon_greedy_values(epsilon: float, slate_size: int, n_candidates: int) -> set:
+    """Every probability epsilon-greedy can give a streamer of being shown, by hand: a
+    share `epsilon * min(L, n) / n` of uniform slates from n allowed, plus 1 - epsilon
+    when the greedy slate holds it."""
+    shares = {epsilon * min(slate_size, n) / n for n in range(1, n_candidates + 1)}
+    return {round(v, 9) for v in shares | {1.0 - epsilon + share for share in shares}}
+
+
+def test_rows_carry_the_behaviours_exact_propensity(raw):
+    assert set(raw["propensity"].round(9)) <= epsilon_greedy_values(0.1, 1, 8)
+    # popular-now is followed 90% of the time, and most clicks follow it.
+    assert (raw["propensity"] > 0.9).mean() > 0.5
+    slates = simulate_rows(dataclasses.replace(SMALL, slate_size=3), sessions=40, days=0.3,
+                           seed=1, epsilon=0.2)
+    values = set(slates["propensity"].round(9))
+    assert values <= epsilon_greedy_values(0.2, 3, 8) and len(values) >= 2
 
 
 def test_returning_viewers_come_back_on_later_days(raw):

@@ -5,15 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from liveq.algos.dqn import (
-    DQNAgent,
-    DQNConfig,
-    epsilon_greedy_propensities,
-    linear_epsilon,
-    td_target,
-)
+from liveq.algos.dqn import DQNAgent, DQNConfig, td_target
 from liveq.buffers.replay import ReplayBatch
 from liveq.core.config import ConfigError, from_dict
+from liveq.policies.base import masked_uniform, top_k_slate
 
 K = 5
 DICT_SPACE = gym.spaces.Dict({
@@ -64,25 +59,14 @@ def test_td_target_gamma_zero_is_the_reward():
     assert target.tolist() == pytest.approx([1.0, 2.0, 3.0])
 
 
-def test_linear_epsilon():
-    def eps(step):
-        return linear_epsilon(step, 1000, 1.0, 0.05, 0.1)
-
-    assert eps(0) == 1.0
-    assert eps(50) == pytest.approx(0.525)
-    assert eps(100) == pytest.approx(0.05)
-    assert eps(900) == pytest.approx(0.05)
-    assert linear_epsilon(0, 1000, 1.0, 0.1, 0.0) == 0.1
-
-
-def test_epsilon_greedy_propensities():
-    greedy = np.array([2, 2, 0])
-    actions = np.array([2, 1, 0])
-    n_valid = np.array([4, 4, 1])
-    props = epsilon_greedy_propensities(actions, greedy, n_valid, 0.2)
-    # greedy: 1 - 0.2 + 0.2/4 ; other: 0.2/4 ; single valid action: 1
-    assert props.tolist() == pytest.approx([0.85, 0.05, 1.0])
-    assert 0.85 + 3 * 0.05 == pytest.approx(1.0)
+def test_epsilon_schedule_decays_over_a_fraction_of_the_run():
+    agent = DQNAgent(BOX_SPACE, gym.spaces.Discrete(2),
+                     DQNConfig(epsilon_start=1.0, epsilon_end=0.05, epsilon_fraction=0.1),
+                     seed=0)
+    # 10% of 1000 steps = 100 steps; halfway: 1 + (0.05 - 1) * 0.5 = 0.525
+    assert [agent.set_progress(step, 1000) for step in (0, 50, 100, 900)] == pytest.approx(
+        [1.0, 0.525, 0.05, 0.05])
+    assert agent.epsilon == 0.05
 
 
 # --- config and spaces ------------------------------------------------------------------
@@ -132,6 +116,30 @@ def test_box_agent_acts_with_propensities():
     assert set(np.round(action.propensities, 6)) <= {0.75, 0.25}
 
 
+def old_epsilon_greedy_act(agent, obs, epsilon):
+    """DQNAgent.act as it was before the shared wrapper, draw for draw."""
+    allowed = obs["mask"].astype(bool)
+    greedy = top_k_slate(agent.greedy.scores(obs, allowed), 1).actions
+    explore = agent.rng.random(len(greedy)) < epsilon
+    random_actions = masked_uniform(allowed, 1, agent.rng).actions
+    actions = np.where(explore, random_actions, greedy)
+    share = epsilon / np.maximum(allowed.sum(axis=1), 1)
+    return actions, np.where(actions == greedy, 1.0 - epsilon + share, share)
+
+
+def test_act_draws_exactly_as_before_the_shared_wrapper():
+    obs = dict_obs(np.random.default_rng(5), 64)
+    new = DQNAgent(DICT_SPACE, gym.spaces.Discrete(K), small_config(), seed=9)
+    old = DQNAgent(DICT_SPACE, gym.spaces.Discrete(K), small_config(), seed=9)
+    for epsilon in (0.3, 0.05, 1.0, 0.3):
+        new.epsilon = epsilon
+        chosen = new.act(obs)
+        actions, propensities = old_epsilon_greedy_act(old, obs, epsilon)
+        np.testing.assert_array_equal(chosen.actions, actions)
+        np.testing.assert_array_equal(chosen.propensities, propensities)
+    assert new.rng.bit_generator.state == old.rng.bit_generator.state
+
+
 def test_masked_candidates_never_chosen():
     agent = DQNAgent(DICT_SPACE, gym.spaces.Discrete(K), small_config(), seed=1)
     rng = np.random.default_rng(0)
@@ -177,6 +185,20 @@ def dict_batch(rng, n=8):
     actions = np.zeros(n, np.int64)  # candidate 0 is always allowed
     return ReplayBatch(obs, actions, rng.random(n).astype(np.float32), next_obs,
                        np.zeros(n, np.float32))
+
+
+def test_frozen_greedy_policy_ignores_later_updates():
+    agent = DQNAgent(DICT_SPACE, gym.spaces.Discrete(K), small_config(lr=0.05), seed=4)
+    rng = np.random.default_rng(3)
+    obs = dict_obs(rng, 16)
+    live, frozen = agent.greedy_policy(), agent.greedy_policy(frozen=True)
+    before = frozen.scores(obs)
+    np.testing.assert_array_equal(live.scores(obs), before)
+    for _ in range(5):
+        agent.update(dict_batch(rng))
+    np.testing.assert_array_equal(frozen.scores(obs), before)
+    assert not np.allclose(live.scores(obs)[obs["mask"] == 1], before[obs["mask"] == 1])
+    np.testing.assert_array_equal(live.scores(obs), agent.greedy_policy().scores(obs))
 
 
 @pytest.mark.parametrize("double", [True, False])

@@ -9,9 +9,9 @@ import pytest
 
 from liveq.cli.main import main
 from liveq.core.config import ConfigError
+from liveq.core.errors import UsageError
 from liveq.experiments.ope_sim import (
     ENV_ID,
-    EpsilonGreedyPolicy,
     PolicySpec,
     SimOPEConfig,
     action_distribution,
@@ -21,6 +21,7 @@ from liveq.experiments.ope_sim import (
 )
 from liveq.ope.estimators import EstimatorConfig
 from liveq.policies.baselines import make_baseline
+from liveq.policies.explore import EpsilonGreedy
 from liveq.sim.vector import make_vec_env
 
 SMALL_WORLD = {"n_streamers": 200, "n_candidates": 8, "followed_slots": 2, "trending_slots": 2}
@@ -57,7 +58,7 @@ def test_action_distributions_match_the_policies():
     assert np.array_equal(one_hot.argmax(axis=1), greedy) and np.all(one_hot.sum(axis=1) == 1)
     uniform = action_distribution(make_baseline("random", env, 0), obs)
     np.testing.assert_allclose(uniform, mask / mask.sum(axis=1, keepdims=True))
-    mixed = EpsilonGreedyPolicy(popular, 0.3, seed=2)
+    mixed = EpsilonGreedy(popular, 0.3, np.random.default_rng(2))
     dist = action_distribution(mixed, obs)
     np.testing.assert_allclose(dist, 0.3 * uniform + 0.7 * one_hot)
     chosen = mixed.act(obs)
@@ -66,17 +67,12 @@ def test_action_distributions_match_the_policies():
     assert mask[rows, chosen.actions].all()
 
 
-def test_unknown_stochastic_policy_is_refused():
-    class Coin:
-        def act(self, obs, mask=None):
-            from liveq.policies.base import Action
-            n = len(obs["mask"])
-            return Action(np.zeros(n, dtype=np.int64), np.full(n, 0.5))
-
-    env = make_vec_env(ENV_ID, 4, kwargs=SMALL_WORLD)
+def test_slate_policies_are_refused_with_a_usage_error():
+    env = make_vec_env(ENV_ID, 4, kwargs={**SMALL_WORLD, "slate_size": 2})
     obs, _ = env.reset(seed=0)
-    with pytest.raises(ValueError, match="cannot read the action distribution of Coin"):
-        action_distribution(Coin(), obs)
+    with pytest.raises(UsageError, match="recommends slates of 2"):
+        action_distribution(make_baseline("popular", env), obs)
+    env.close()
 
 
 def test_log_has_exact_propensities_and_a_truth_the_rewards_agree_with():

@@ -4,12 +4,11 @@ import pytest
 from liveq.algos.tabular import (
     QLearningConfig,
     TabularQAgent,
-    epsilon_greedy_probs,
-    linear_epsilon,
     q_learning_update,
     train_tabular,
 )
 from liveq.core.config import ConfigError, from_dict
+from liveq.policies.explore import linear_schedule
 from liveq.sim.chain import CHAIN_ID, ChainEnv, chain_optimal_q, register_chain
 
 EXPLORING = QLearningConfig(alpha=0.5, gamma=0.9, epsilon_start=1.0, epsilon_end=0.3,
@@ -29,12 +28,12 @@ def test_config_rejects_unknown_key():
         from_dict(QLearningConfig, {"alpah": 0.1})
 
 
-def test_linear_epsilon_by_hand():
+def test_epsilon_schedule_by_hand():
     # start 1.0, end 0.1, 10 steps: step 4 -> 1.0 + (0.1 - 1.0) * 4/10 = 0.64
-    assert linear_epsilon(4, 1.0, 0.1, 10) == pytest.approx(0.64)
-    assert linear_epsilon(0, 1.0, 0.1, 10) == 1.0
-    assert linear_epsilon(10, 1.0, 0.1, 10) == 0.1
-    assert linear_epsilon(0, 1.0, 0.1, 0) == 0.1
+    assert linear_schedule(4, 1.0, 0.1, 10) == pytest.approx(0.64)
+    assert linear_schedule(0, 1.0, 0.1, 10) == 1.0
+    assert linear_schedule(10, 1.0, 0.1, 10) == 0.1
+    assert linear_schedule(0, 1.0, 0.1, 0) == 0.1
 
 
 def test_q_learning_update_by_hand():
@@ -76,29 +75,43 @@ def test_update_repeated_pair_moves_towards_mean_target():
     np.testing.assert_array_equal(agents[0].q, agents[1].q)
 
 
-def test_epsilon_greedy_probs_by_hand():
-    q_rows = np.array([[1.0, 2.0, 0.0], [5.0, 5.0, 1.0], [9.0, 2.0, 3.0]])
-    mask = np.array([[True, True, True], [True, True, True], [False, True, True]])
-    probs = epsilon_greedy_probs(q_rows, mask, epsilon=0.3)
+TABLE = np.array([[1.0, 2.0, 0.0], [5.0, 5.0, 1.0], [9.0, 2.0, 3.0]])
+MASK = np.array([[True, True, True], [True, True, True], [False, True, True]])
+
+
+def test_epsilon_greedy_probabilities_by_hand():
+    agent = TabularQAgent(3, 3, QLearningConfig(), seed=0)
+    agent.q[:] = TABLE
+    agent.epsilon = 0.3
+    probs = agent.behaviour.probabilities(np.arange(3), MASK)
     # row 0: 0.3/3 = 0.1 each, greedy action 1 adds 0.7
-    # row 1: tie between 0 and 1 shares 0.7 -> 0.1 + 0.35 = 0.45 each
+    # row 1: tie between 0 and 1: the lowest index is greedy -> 0.1 + 0.7 = 0.8
     # row 2: action 0 masked; 0.15 each for 1 and 2, greedy among allowed is 2 (+0.7)
-    expected = [[0.1, 0.8, 0.1], [0.45, 0.45, 0.1], [0.0, 0.15, 0.85]]
+    expected = [[0.1, 0.8, 0.1], [0.8, 0.1, 0.1], [0.0, 0.15, 0.85]]
     np.testing.assert_allclose(probs, expected)
 
 
 def test_act_propensities_and_mask():
     agent = TabularQAgent(3, 3, QLearningConfig(), seed=0)
-    agent.q[:] = [[1.0, 2.0, 0.0], [5.0, 5.0, 1.0], [9.0, 2.0, 3.0]]
+    agent.q[:] = TABLE
     agent.epsilon = 0.3
-    mask = np.array([[True, True, True], [True, True, True], [False, True, True]])
     states = np.repeat(np.arange(3), 4000)
-    action = agent.act(states, np.repeat(mask, 4000, axis=0))
-    probs = epsilon_greedy_probs(agent.q, mask, 0.3)
+    action = agent.act(states, np.repeat(MASK, 4000, axis=0))
+    probs = agent.behaviour.probabilities(np.arange(3), MASK)
     np.testing.assert_allclose(action.propensities, probs[states, action.actions])
     assert not np.any((states == 2) & (action.actions == 0))
     counts = np.array([np.bincount(action.actions[states == s], minlength=3) for s in range(3)])
     np.testing.assert_allclose(counts / 4000, probs, atol=0.03)
+
+
+def test_greedy_policy_live_and_frozen():
+    agent = TabularQAgent(2, 2, QLearningConfig(alpha=1.0, gamma=0.0), seed=0)
+    live, frozen = agent.greedy_policy(), agent.greedy_policy(frozen=True)
+    agent.update(np.array([0]), np.array([1]), np.array([1.0]), np.array([1]),
+                 np.array([True]))
+    np.testing.assert_array_equal(live.act(np.array([0, 1])).actions, [1, 0])
+    np.testing.assert_array_equal(frozen.act(np.array([0, 1])).actions, [0, 0])
+    np.testing.assert_array_equal(frozen.q, np.zeros((2, 2)))
 
 
 def test_act_rejects_non_integer_states():
@@ -122,7 +135,8 @@ def test_state_dict_resumes_exactly():
 
 def test_learns_the_optimal_chain_policy():
     run = train_tabular(ChainEnv(n_states=5), EXPLORING, n_steps=5000, seed=0)
-    np.testing.assert_array_equal(run.agent.greedy_policy(), [1, 1, 1, 1, 1])
+    greedy = run.agent.greedy_policy().act(np.arange(5))
+    np.testing.assert_array_equal(greedy.actions, [1, 1, 1, 1, 1])
     np.testing.assert_allclose(run.agent.q, chain_optimal_q(5, 0.9), atol=1e-6)
     assert run.episode_returns  # episodes were truncated at max_steps and recorded
 

@@ -1,7 +1,9 @@
 """Deep Q-learning (Mnih et al. 2015) with double Q-learning (van Hasselt et al. 2016).
 
-Acting and learning are separate: `DQNAgent.act` is the epsilon-greedy behaviour policy,
-`DQNAgent.greedy_policy()` the deterministic policy for evaluation and serving, and
+Acting and learning are separate: `DQNAgent.act` is the behaviour policy
+(`liveq.policies.explore.EpsilonGreedy` around the greedy Q policy),
+`DQNAgent.greedy_policy()` the deterministic policy for evaluation and serving (a live
+view, or with `frozen=True` a snapshot later updates leave alone), and
 `DQNAgent.update(batch)` one gradient step on a replay batch:
 
     a*  = argmax_a' Q_online(s', a')         (double)   or   argmax_a' Q_target(s', a')
@@ -34,7 +36,8 @@ from liveq.algos.offline_loss import cql_penalty
 from liveq.buffers.replay import ReplayBatch
 from liveq.core.config import ConfigError, require
 from liveq.nets.q_networks import make_q_network, masked_q, obs_to_tensor
-from liveq.policies.base import Action, Obs, action_mask, masked_uniform, top_k_slate
+from liveq.policies.base import Action, GreedyPolicy, Obs, action_mask
+from liveq.policies.explore import EpsilonGreedy, linear_schedule
 
 
 @dataclass(kw_only=True)
@@ -102,22 +105,6 @@ class DQNConfig:
                 f"{self.hidden_sizes}")
 
 
-def linear_epsilon(step: int, total_steps: int, start: float, end: float,
-                   fraction: float) -> float:
-    """Epsilon decaying linearly from `start` to `end` over `fraction * total_steps` steps."""
-    duration = fraction * total_steps
-    if duration <= 0:
-        return end
-    return start + (end - start) * min(step / duration, 1.0)
-
-
-def epsilon_greedy_propensities(actions: np.ndarray, greedy: np.ndarray, n_valid: np.ndarray,
-                                epsilon: float) -> np.ndarray:
-    """P(action) when exploring uniformly over the `n_valid` allowed actions with prob epsilon."""
-    share = epsilon / np.maximum(n_valid, 1)
-    return np.where(actions == greedy, 1.0 - epsilon + share, share).astype(np.float64)
-
-
 def td_target(rewards: torch.Tensor, terminated: torch.Tensor, gamma: float,
               next_q_target: torch.Tensor, next_q_online: torch.Tensor | None = None,
               next_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -135,22 +122,26 @@ def td_target(rewards: torch.Tensor, terminated: torch.Tensor, gamma: float,
     return rewards + gamma * (1.0 - terminated) * next_value
 
 
-class GreedyQPolicy:
-    """Deterministic argmax over allowed actions of a Q-network (a live view, not a copy)."""
+class GreedyQPolicy(GreedyPolicy):
+    """Deterministic argmax over allowed actions of a Q-network (a live view of `q_net`;
+    `freeze()` gives a snapshot)."""
 
     def __init__(self, q_net: torch.nn.Module, n_actions: int):
         self.q_net = q_net
         self.n_actions = n_actions
 
-    def scores(self, obs: Obs, mask: np.ndarray) -> np.ndarray:
+    def allowed(self, obs: Obs, mask: np.ndarray | None = None) -> np.ndarray:
+        return action_mask(obs, mask, self.n_actions)
+
+    def scores(self, obs: Obs, mask: np.ndarray | None = None) -> np.ndarray:
         """Q-values (n_envs, n_actions), -inf where not allowed."""
         with torch.no_grad():
             q_values = self.q_net(obs_to_tensor(obs)).numpy()
-        return np.where(mask, q_values, -np.inf)
+        return np.where(self.allowed(obs, mask), q_values, -np.inf)
 
-    def act(self, obs: Obs, mask: np.ndarray | None = None) -> Action:
-        allowed = action_mask(obs, mask, self.n_actions)
-        return top_k_slate(self.scores(obs, allowed), 1)
+    def freeze(self) -> GreedyQPolicy:
+        """A copy acting on a deep copy of the network, untouched by later updates."""
+        return GreedyQPolicy(copy.deepcopy(self.q_net).requires_grad_(False), self.n_actions)
 
 
 def _check_spaces(obs_space: gym.Space, action_space: gym.Space) -> int:
@@ -178,30 +169,33 @@ class DQNAgent:
         self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=config.lr)
         self.rng = np.random.default_rng(act_seq)
         self.greedy = GreedyQPolicy(self.q_net, self.n_actions)
-        self.epsilon = config.epsilon_start
+        self.behaviour = EpsilonGreedy(self.greedy, config.epsilon_start, self.rng)
         self.updates = 0  # gradient steps taken
+
+    @property
+    def epsilon(self) -> float:
+        """The behaviour policy's current exploration rate."""
+        return self.behaviour.epsilon
+
+    @epsilon.setter
+    def epsilon(self, value: float) -> None:
+        self.behaviour.epsilon = value
 
     def set_progress(self, env_steps: int, total_env_steps: int) -> float:
         """Move epsilon along its schedule; returns the new epsilon."""
         c = self.config
-        self.epsilon = linear_epsilon(env_steps, total_env_steps, c.epsilon_start,
-                                      c.epsilon_end, c.epsilon_fraction)
+        self.epsilon = linear_schedule(env_steps, c.epsilon_start, c.epsilon_end,
+                                       c.epsilon_fraction * total_env_steps)
         return self.epsilon
 
     def act(self, obs: Obs, mask: np.ndarray | None = None) -> Action:
         """Epsilon-greedy over allowed actions, with each chosen action's propensity."""
-        allowed = action_mask(obs, mask, self.n_actions)  # (n_envs, n_actions)
-        greedy = top_k_slate(self.greedy.scores(obs, allowed), 1).actions
-        explore = self.rng.random(len(greedy)) < self.epsilon
-        random_actions = masked_uniform(allowed, 1, self.rng).actions
-        actions = np.where(explore, random_actions, greedy)
-        n_valid = allowed.sum(axis=1)
-        return Action(actions, epsilon_greedy_propensities(actions, greedy, n_valid,
-                                                           self.epsilon))
+        return self.behaviour.act(obs, mask)
 
-    def greedy_policy(self) -> GreedyQPolicy:
-        """The deterministic policy (propensity 1) for evaluation; follows later updates."""
-        return self.greedy
+    def greedy_policy(self, frozen: bool = False) -> GreedyQPolicy:
+        """The deterministic policy (propensity 1) for evaluation and serving: a live view
+        that follows later updates, or with `frozen` a snapshot of the network now."""
+        return self.greedy.freeze() if frozen else self.greedy
 
     def update(self, batch: ReplayBatch) -> dict[str, float]:
         """One gradient step on `batch`; returns the loss and the mean Q of taken actions."""

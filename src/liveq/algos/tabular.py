@@ -6,7 +6,11 @@ The update, for a transition `(s, a, r, s')`:
 
 Only `terminated` stops the bootstrap; a truncated episode (time limit) still bootstraps
 from `s'`, because the state itself has a future. Acting is epsilon-greedy with exact
-propensities; the epsilon schedule is linear from `epsilon_start` to `epsilon_end`.
+propensities (`liveq.policies.explore.EpsilonGreedy` around the greedy table policy, the
+same wrapper DQN uses); the epsilon schedule is linear from `epsilon_start` to
+`epsilon_end` (`linear_schedule`). The greedy action among tied Q-values is the lowest
+index, as everywhere in liveq, so the greedy mass is not split between ties: with the
+table at zero the greedy choice is action 0 and exploration comes from epsilon alone.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import gymnasium as gym
 import numpy as np
 
 from liveq.core.config import require
-from liveq.policies.base import Action, action_mask
+from liveq.policies.base import Action, GreedyPolicy
+from liveq.policies.explore import EpsilonGreedy, linear_schedule
 
 
 @dataclass(kw_only=True)
@@ -46,13 +51,6 @@ class QLearningConfig:
                 f"epsilon_decay_steps must be >= 0, got {self.epsilon_decay_steps}")
 
 
-def linear_epsilon(step: int, start: float, end: float, decay_steps: int) -> float:
-    """Epsilon at `step`: linear from `start` (step 0) to `end` (step `decay_steps` on)."""
-    if step >= decay_steps:
-        return end
-    return start + (end - start) * step / decay_steps
-
-
 def q_learning_target(q: np.ndarray, r: Any, s_next: Any, terminated: Any,
                       gamma: float) -> Any:
     """`r + gamma (1 - terminated) max_a' q[s_next, a']`; scalars or `(batch,)` arrays."""
@@ -70,25 +68,42 @@ def q_learning_update(q: np.ndarray, s: Any, a: Any, r: Any, s_next: Any, termin
     return q[s, a] + alpha * (target - q[s, a])
 
 
-def epsilon_greedy_probs(q_rows: np.ndarray, mask: np.ndarray, epsilon: float) -> np.ndarray:
-    """Action probabilities `(batch, n_actions)` of epsilon-greedy over allowed actions.
+def integer_states(obs: Any, n_states: int) -> np.ndarray:
+    """`(n_envs,)` int64 state indices, checked to be integers in `[0, n_states)`."""
+    states = np.asarray(obs)
+    if states.ndim != 1 or not np.issubdtype(states.dtype, np.integer):
+        raise ValueError("tabular agents take a 1-D batch of integer states, got "
+                         f"shape {states.shape} dtype {states.dtype}")
+    if states.size and (states.min() < 0 or states.max() >= n_states):
+        raise ValueError(f"states must be in [0, {n_states}), got {states}")
+    return states.astype(np.int64)
 
-    Epsilon is spread evenly over the allowed actions; the rest goes to the greedy ones,
-    split evenly among tied maxima. Disallowed actions get probability 0.
+
+class GreedyTablePolicy(GreedyPolicy):
+    """Argmax over allowed actions of a Q-table row; observations are integer states.
+
+    Holds the table itself (a live view: the agent updates it in place) or a copy.
     """
-    if not mask.any(axis=1).all():
-        raise ValueError("every row of the action mask must allow at least one action")
-    masked = np.where(mask, q_rows, -np.inf)
-    best = mask & (masked == masked.max(axis=1, keepdims=True))
-    explore = mask / mask.sum(axis=1, keepdims=True)
-    exploit = best / best.sum(axis=1, keepdims=True)
-    return epsilon * explore + (1.0 - epsilon) * exploit
+
+    def __init__(self, q: np.ndarray):
+        self.q = q  # (n_states, n_actions)
+
+    def allowed(self, obs: Any, mask: np.ndarray | None = None) -> np.ndarray:
+        n_envs = len(integer_states(obs, self.q.shape[0]))
+        if mask is None:
+            return np.ones((n_envs, self.q.shape[1]), dtype=bool)
+        return np.asarray(mask, dtype=bool)
+
+    def scores(self, obs: Any, mask: np.ndarray | None = None) -> np.ndarray:
+        """Q-values `(n_envs, n_actions)` of the states, -inf where not allowed."""
+        rows = self.q[integer_states(obs, self.q.shape[0])]
+        return np.where(self.allowed(obs, mask), rows, -np.inf)
 
 
 class TabularQAgent:
     """A Q-table `(n_states, n_actions)` that acts epsilon-greedily and learns by Q-learning.
 
-    `epsilon` is set from outside (see `linear_epsilon`); acting never changes the table.
+    `epsilon` is set from outside (see `linear_schedule`); acting never changes the table.
     """
 
     def __init__(self, n_states: int, n_actions: int, config: QLearningConfig,
@@ -96,19 +111,22 @@ class TabularQAgent:
         config.validate()
         self.config = config
         self.q = np.zeros((n_states, n_actions))
-        self.epsilon = config.epsilon_start
         self.rng = np.random.default_rng(seed)
+        self.greedy = GreedyTablePolicy(self.q)
+        self.behaviour = EpsilonGreedy(self.greedy, config.epsilon_start, self.rng)
+
+    @property
+    def epsilon(self) -> float:
+        """The behaviour policy's current exploration rate."""
+        return self.behaviour.epsilon
+
+    @epsilon.setter
+    def epsilon(self, value: float) -> None:
+        self.behaviour.epsilon = value
 
     def act(self, obs: np.ndarray, mask: np.ndarray | None = None) -> Action:
         """Epsilon-greedy actions `(n_envs,)` for integer states `obs` `(n_envs,)`."""
-        states = self._states(obs)
-        mask = action_mask(states, mask, self.q.shape[1])
-        probs = epsilon_greedy_probs(self.q[states], mask, self.epsilon)
-        cumulative = np.cumsum(probs, axis=1)
-        draws = self.rng.random((len(states), 1)) * cumulative[:, -1:]
-        actions = np.minimum((draws >= cumulative).sum(axis=1), probs.shape[1] - 1)
-        propensities = probs[np.arange(len(states)), actions]
-        return Action(actions.astype(np.int64), propensities)
+        return self.behaviour.act(obs, mask)
 
     def update(self, s: np.ndarray, a: np.ndarray, r: np.ndarray, s_next: np.ndarray,
                terminated: np.ndarray) -> None:
@@ -131,9 +149,10 @@ class TabularQAgent:
         step[touched] = sums[touched] / counts[touched] - self.q.reshape(-1)[touched]
         self.q += self.config.alpha * step.reshape(self.q.shape)
 
-    def greedy_policy(self) -> np.ndarray:
-        """Greedy action per state `(n_states,)`; ties go to the lowest action index."""
-        return np.argmax(self.q, axis=1)
+    def greedy_policy(self, frozen: bool = False) -> GreedyTablePolicy:
+        """The greedy policy (ties: lowest action index): a live view of the table, or
+        with `frozen` a snapshot later updates leave alone."""
+        return GreedyTablePolicy(self.q.copy()) if frozen else self.greedy
 
     def state_dict(self) -> dict[str, Any]:
         """Copy of the table, current epsilon and RNG state: enough to resume exactly."""
@@ -144,18 +163,12 @@ class TabularQAgent:
         q = np.asarray(state["q"], dtype=np.float64)
         if q.shape != self.q.shape:
             raise ValueError(f"Q-table shape {q.shape} does not match agent {self.q.shape}")
-        self.q = q.copy()
+        self.q[...] = q  # in place: the greedy policy views this table
         self.epsilon = float(state["epsilon"])
         self.rng.bit_generator.state = state["rng"]
 
     def _states(self, obs: Any) -> np.ndarray:
-        states = np.asarray(obs)
-        if states.ndim != 1 or not np.issubdtype(states.dtype, np.integer):
-            raise ValueError("tabular agents take a 1-D batch of integer states, got "
-                             f"shape {states.shape} dtype {states.dtype}")
-        if states.size and (states.min() < 0 or states.max() >= self.q.shape[0]):
-            raise ValueError(f"states must be in [0, {self.q.shape[0]}), got {states}")
-        return states.astype(np.int64)
+        return integer_states(obs, self.q.shape[0])
 
     def _actions(self, a: Any) -> np.ndarray:
         actions = np.asarray(a)
@@ -192,8 +205,8 @@ def train_tabular(env_id_or_env: str | gym.Env, config: QLearningConfig, n_steps
     returns, episode_return = [], 0.0
     obs, _ = env.reset(seed=seed)
     for step in range(n_steps):
-        agent.epsilon = linear_epsilon(step, config.epsilon_start, config.epsilon_end,
-                                       config.epsilon_decay_steps)
+        agent.epsilon = linear_schedule(step, config.epsilon_start, config.epsilon_end,
+                                        config.epsilon_decay_steps)
         action = int(agent.act(np.array([obs])).actions[0])
         next_obs, reward, terminated, truncated, _ = env.step(action)
         agent.update(np.array([obs]), np.array([action]), np.array([reward]),

@@ -39,7 +39,6 @@ from liveq.core.config import require
 from liveq.eval.online import evaluate, make_online_evaluator
 from liveq.experiments.ope_sim import (
     ENV_ID,
-    EpsilonGreedyPolicy,
     SimLog,
     SimOPEConfig,
     action_distribution,
@@ -49,6 +48,7 @@ from liveq.experiments.ope_sim import (
     parse_policy,
 )
 from liveq.ope.estimators import EstimatorConfig
+from liveq.policies.explore import EpsilonGreedy
 from liveq.sim.vector import make_vec_env
 from liveq.train.offline import LoggedTransitions, log_transitions, train_offline
 
@@ -227,7 +227,7 @@ def off_policy(config: OfflineRLConfig, policies: dict[str, Any],
     for name, policy in policies.items():
         dists[name] = action_distribution(policy, obs)
         if config.soften > 0:
-            soft = EpsilonGreedyPolicy(policy, config.soften, seed)
+            soft = EpsilonGreedy(policy, config.soften, np.random.default_rng(seed))
             dists[f"{name}:{config.soften:g}"] = action_distribution(soft, obs)
     log = log._replace(target_dists=dists)
     return evaluate_log(log, config.estimators, seed), support(log), len(log.action)
