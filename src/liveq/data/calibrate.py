@@ -52,6 +52,7 @@ import polars as pl
 import yaml
 
 from liveq.core.config import from_dict, to_dict
+from liveq.core.report import text_table
 from liveq.data.log import InteractionLog, LogError, from_raw
 from liveq.data.stats import STAT_LABELS, log_statistics, sessions, steps_per_day
 from liveq.sim.config import LiveStreamConfig
@@ -268,13 +269,7 @@ def format_table(result: Calibration) -> str:
     fitted_by = {knob.stat: name for name, knob in KNOBS.items()}
     rows = [(STAT_LABELS[key], _number(result.log_stats[key]), _number(result.sim_stats[key]),
              fitted_by.get(key, "")) for key in STAT_LABELS]
-    header = ("statistic", "log", "simulated", "matched by")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
-    lines = ["  ".join(c.ljust(w) if i in (0, 3) else c.rjust(w)
-                       for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip()
-             for row in [header, *rows]]
-    lines.insert(1, "-" * max(len(line) for line in lines))
-    return "\n".join(lines)
+    return text_table(("statistic", "log", "simulated", "matched by"), rows, left=(0, 3))
 
 
 def config_yaml(result: Calibration, source: str, path: str = "fitted.yaml") -> str:
