@@ -128,6 +128,12 @@ def eval_offline_command(args: argparse.Namespace) -> int:
     log = load_log(args.log, format=args.format, schema=args.schema,
                    on_bad_rows=args.on_bad_rows)
     models = build_models(names, model_settings(args.model_config, names))
+    if "bpr" in models:
+        import torch
+
+        # The entry point owns the process: BPR's small sparse updates run fastest on one
+        # thread, and the library leaves torch's settings alone.
+        torch.set_num_threads(1)
     result = run_protocol(log, models, protocol=args.protocol, seed=args.seed,
                           availability=args.availability)
     result = {"log": {"source": log.source, "rows": log.frame.height, "users": log.n_users,
