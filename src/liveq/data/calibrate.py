@@ -64,6 +64,8 @@ POLICY = "popular"
 DEFAULT_EPSILON = 0.1
 MAX_STEP = 1.0
 """Largest move of a setting per round, on its scale (a trust region against noise)."""
+MIN_DAYS = 1.0
+"""Shortest log calibrate fits: start hours, live-day shares and daily rates need a day."""
 SLOT_ACTIVITY = 0.7
 """Viewers watching per step per simulated session slot, on the default world."""
 
@@ -243,6 +245,11 @@ def calibrate(log: InteractionLog, seed: int = 0, rounds: int = FIT_ROUNDS,
     if log.frame.height == 0:
         raise LogError(f"{log.source}: the log has no interactions to calibrate on")
     span = (log.max_step - int(log.frame["start"].min())) / steps_per_day(log.step_minutes)
+    if span < MIN_DAYS:
+        raise LogError(f"{log.source}: the log covers {span:.2f} days ({log.frame.height} "
+                       f"rows); calibrate needs at least {MIN_DAYS:g} day "
+                       f"({math.ceil(MIN_DAYS * steps_per_day(log.step_minutes))} steps of "
+                       f"{log.step_minutes:g} min)")
     fit_days, compare_days = min(fit_days, span), min(compare_days, span)
     base = base_config(log)
     target = log_statistics(log_window(log, fit_days))
