@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import sys
 from pathlib import Path
 
 from liveq.core.config import ConfigError, load_yaml, to_dict
@@ -142,6 +143,10 @@ def eval_offline_command(args: argparse.Namespace) -> int:
               "model_settings": {name: to_dict(model.config) for name, model in models.items()
                                  if hasattr(model, "config")}}
     print(format_result(result))
+    for split, info in result["splits"].items():
+        if info["n_targets"] == 0:
+            print(f"liveq: warning: the {split} split has no targets: its metrics are NaN "
+                  "(null in --json)", file=sys.stderr)
     if args.json:
         write_result_json(result, args.json)
     if args.csv:
