@@ -181,3 +181,21 @@ def test_a_log_shorter_than_a_day_is_too_small_to_calibrate(tmp_path, capsys):
                                           for i, u in enumerate(np.arange(40) % 7)])
     assert main(["data", "calibrate", str(path), "--out", str(tmp_path / "fit.yaml")]) == 2
     assert "calibrate needs at least 1 day" in capsys.readouterr().err
+
+
+def test_library_calls_refuse_a_log_built_with_a_far_row():
+    from liveq.data.analyze import analyze_log
+    from liveq.ranking.models import PopularNow
+    from liveq.ranking.protocol import run_protocol
+
+    n = 600
+    frame = pl.DataFrame({"user": np.r_[np.arange(n) % 30, 3], "item": np.r_[np.arange(n) % 7, 1],
+                          "start": np.r_[np.arange(n) * 3, 10**9],
+                          "stop": np.r_[np.arange(n) * 3 + 2, 10**9 + 1]})
+    log = from_raw(frame, step_minutes=10.0, source="built")
+    for call in (lambda: analyze_log(log, churn_days=1.0), lambda: calibrate(log),
+                 lambda: run_protocol(log, {"pop": PopularNow()})):
+        with pytest.raises(LogError, match=r"built: 1 row\(s\) lie far outside the log's time "
+                                           r"range \(the other rows start in steps 0..1797; "
+                                           r"e.g. a row from step 1000000000"):
+            call()

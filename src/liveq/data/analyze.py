@@ -30,6 +30,7 @@ from liveq.data.analysis_metrics import (
 )
 from liveq.data.churn import ChurnResult, churn_model, churn_windows
 from liveq.data.log import InteractionLog
+from liveq.data.sanity import require_compact
 from liveq.data.stats import sessions, spells, steps_per_day
 
 FIGURES = ("retention.png", "churn_roc.png", "watch_time.png", "session_length.png",
@@ -60,6 +61,7 @@ def _churn_summary(result: ChurnResult, churn_days: float) -> dict[str, Any]:
 def analyze_log(log: InteractionLog, churn_days: float, seed: int = 0
                 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The summary (plain numbers) and what the plots need, for one log."""
+    require_compact(log.frame, steps_per_day(log.step_minutes), log.source)
     churn_windows(log, churn_days)  # a too-short log fails before any work
     spd, first = steps_per_day(log.step_minutes), int(log.frame["start"].min())
     n_days = whole_days(log)

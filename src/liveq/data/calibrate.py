@@ -54,6 +54,7 @@ import yaml
 from liveq.core.config import from_dict, to_dict
 from liveq.core.report import text_table
 from liveq.data.log import InteractionLog, LogError, from_raw
+from liveq.data.sanity import require_compact
 from liveq.data.stats import STAT_LABELS, log_statistics, sessions, steps_per_day
 from liveq.sim.config import LiveStreamConfig
 
@@ -244,6 +245,7 @@ def calibrate(log: InteractionLog, seed: int = 0, rounds: int = FIT_ROUNDS,
     """Fit settings to `log` (see the module docstring) and simulate the result once more."""
     if log.frame.height == 0:
         raise LogError(f"{log.source}: the log has no interactions to calibrate on")
+    require_compact(log.frame, steps_per_day(log.step_minutes), log.source)
     span = (log.max_step - int(log.frame["start"].min())) / steps_per_day(log.step_minutes)
     if span < MIN_DAYS:
         raise LogError(f"{log.source}: the log covers {span:.2f} days ({log.frame.height} "

@@ -22,6 +22,7 @@ from typing import NamedTuple
 import numpy as np
 import polars as pl
 
+from liveq.core.errors import LogError
 from liveq.data.badrows import Check
 
 MINORITY_ROWS = 10
@@ -111,3 +112,20 @@ def repeated_neighbours(frame: pl.DataFrame, keys: list[str]) -> np.ndarray:
         column = frame[key].to_numpy()
         same &= column[1:] == column[:-1]
     return np.r_[same, False] | np.r_[False, same]
+
+
+def require_compact(frame: pl.DataFrame, steps_per_day: float, source: str) -> None:
+    """Raise `LogError` when rows of `frame` (`start`, `stop` steps) lie far outside the
+    others' time range: tables sized by the log's span would then span the gap.
+
+    The loaders report such rows by line; this guards logs built in memory.
+    """
+    if frame.height == 0:
+        return
+    bulk = time_range(frame["start"], steps_per_day)
+    far = frame.filter(far_check(bulk).bad)
+    if far.height:
+        raise LogError(f"{source}: {far.height} row(s) lie far outside the log's time range "
+                       f"(the other rows start in steps {bulk.first}..{bulk.last}; e.g. a row "
+                       f"from step {far['start'][0]} to {far['stop'][0]}); drop them first "
+                       "(load_log with on_bad_rows='skip')")

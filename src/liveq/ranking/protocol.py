@@ -53,7 +53,9 @@ import numpy as np
 import polars as pl
 
 from liveq.core.stats import mean_ci
+from liveq.core.units import MINUTES_PER_DAY
 from liveq.data.log import InteractionLog, LogError
+from liveq.data.sanity import require_compact
 from liveq.ranking.availability import AVAILABILITY, live_candidates
 from liveq.ranking.queries import OfflineModel, RankingQueries
 
@@ -333,6 +335,7 @@ def run_protocol(log: InteractionLog, models: Mapping[str, OfflineModel], *,
     if availability not in AVAILABILITY:
         raise ValueError(f"unknown availability {availability!r}; expected one of "
                          f"{', '.join(AVAILABILITY)}")
+    require_compact(log.frame, MINUTES_PER_DAY / log.step_minutes, log.source)
     train = training_log(log, protocol, liverec)
     fit_seconds = {}
     for name, model in models.items():
