@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 
 from liveq.cli.main import main
-from liveq.data.analysis_metrics import daily_repeat_rate, distribution, retention, whole_days
 from liveq.core.numerics import fit_logistic, sigmoid
+from liveq.data.analysis_metrics import daily_repeat_rate, distribution, retention, whole_days
 from liveq.data.analyze import FIGURES, analyze_log, write_analysis
 from liveq.data.churn import (
     FEATURES,

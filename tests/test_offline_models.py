@@ -9,6 +9,7 @@ import torch
 
 from liveq.core.config import ConfigError
 from liveq.data.log import from_raw
+from liveq.ranking.availability import live_index
 from liveq.ranking.bpr import (
     BPRConfig,
     BPRModel,
@@ -16,7 +17,6 @@ from liveq.ranking.bpr import (
     bpr_gradients,
     sample_negatives,
 )
-from liveq.ranking.availability import live_index
 from liveq.ranking.models import (
     OFFLINE_MODELS,
     PopularNow,
