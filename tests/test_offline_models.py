@@ -125,6 +125,16 @@ def test_bpr_training_is_reproducible():
     assert not np.array_equal(first.item_factors, third.item_factors)
 
 
+def test_bpr_fit_leaves_torch_threads_alone():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        BPRModel(BPRConfig(dim=4, epochs=1)).fit(structured_log(n_users=30, n_items=12), 0)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_bpr_unseen_users_and_streamers():
     log = structured_log(n_users=60, n_items=30)
     subset = log.frame.filter(pl.col("user") != 0).filter(pl.col("item") != 0)
