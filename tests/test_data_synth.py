@@ -203,8 +203,27 @@ def test_synth_command_writes_and_summarises(tmp_path, capsys):
                            f"users, {log.n_items} streamers, 144 steps of 10 min")
     (tmp_path / "bad.yaml").write_text("n_streamerz: 5\n")
     assert main(["data", "synth", "--out", str(out), "--config",
-                 str(tmp_path / "bad.yaml")]) == 2
+                 str(tmp_path / "bad.yaml"), "--force"]) == 2
     assert "liveq: error: unknown config key 'n_streamerz'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("format", ["twitch", "generic", "kuailive"])
+def test_synth_refuses_to_overwrite_a_log_without_force(tmp_path, capsys, format):
+    out = tmp_path / ("kl" if format == "kuailive" else "log.csv")
+    argv = ["data", "synth", "--format", format, "--out", str(out), "--sessions", "20",
+            "--days", "0.1"]
+    assert main(argv) == 0
+    written = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("liveq: error: --out") and "pass --force" in err
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()} == written
+    assert main([*argv, "--force"]) == 0
+
+
+def test_synth_refuses_a_folder_as_a_file(tmp_path, capsys):
+    assert main(["data", "synth", "--out", str(tmp_path), "--days", "0.1"]) == 2
+    assert f"--out {tmp_path} is a folder" in capsys.readouterr().err
 
 
 def test_synth_command_generic_writes_its_schema(tmp_path, capsys):

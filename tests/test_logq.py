@@ -10,6 +10,7 @@ import torch
 from liveq.core.config import ConfigError, from_dict
 from liveq.data.log import InteractionLog, LogError, from_raw
 from liveq.ranking import logq_data as data
+from liveq.ranking.availability import live_index, viewers_at
 from liveq.ranking.logq import (
     LoggedQConfig,
     LoggedQModel,
@@ -30,12 +31,12 @@ TINY = from_raw(pl.DataFrame({"user": [0, 0, 0, 1, 1], "item": [0, 1, 0, 1, 2],
 
 
 def test_live_index_and_viewers_by_hand():
-    live = data.build_live_index(TINY.frame, TINY.n_items)
+    live = live_index(TINY.frame, TINY.n_items)
     # step 0: {0}; 1: {0, 1}; 2: {0, 1 (two users)}; 3: {1, 2}; 200: {0}
     assert live.offsets[:5].tolist() == [0, 1, 3, 5, 7]
     assert live.items[:7].tolist() == [0, 0, 1, 0, 1, 1, 2]
     assert live.viewers[:7].tolist() == [1, 1, 1, 1, 2, 1, 1]
-    assert data.viewers_at(live, np.array([1, 1, 2, 0]), np.array([2, 3, 3, 5])).tolist() == [
+    assert viewers_at(live, np.array([1, 1, 2, 0]), np.array([2, 3, 3, 5])).tolist() == [
         2, 1, 1, 0]
     # two live items at step 3, four asked: both, once each, in order; the rest invalid
     items, viewers, valid = data.sample_live(live, np.array([3, 3]), 4, np.random.default_rng(0))
@@ -44,7 +45,7 @@ def test_live_index_and_viewers_by_hand():
 
 
 def test_sampling_from_a_large_live_set_marks_repeats():
-    live = data.build_live_index(pl.DataFrame({"user": np.arange(50), "item": np.arange(50),
+    live = live_index(pl.DataFrame({"user": np.arange(50), "item": np.arange(50),
                                                "start": [0] * 50, "stop": [1] * 50}), 50)
     items, _, valid = data.sample_live(live, np.zeros(200, np.int64), 10,
                                        np.random.default_rng(0))
@@ -59,12 +60,12 @@ def test_sampling_from_a_large_live_set_marks_repeats():
 def test_viewers_count_distinct_users():
     overlapping = pl.DataFrame({"user": [0, 0, 1], "item": [0, 0, 0], "start": [0, 1, 1],
                                 "stop": [2, 3, 2]})
-    live = data.build_live_index(overlapping, 1)
+    live = live_index(overlapping, 1)
     assert live.viewers.tolist() == [1, 2, 1]  # user 0's two rows overlap at step 1
 
 
 def test_transitions_by_hand():
-    live = data.build_live_index(TINY.frame, TINY.n_items)
+    live = live_index(TINY.frame, TINY.n_items)
     trans = data.build_transitions(TINY, live, max_gap_steps=144, watch_reward=1.0)
     # rows by (user, start): u0 i0 @0, u0 i1 @2, u0 i0 @200, u1 i1 @1, u1 i2 @3
     assert trans.item.tolist() == [0, 1, 0, 1, 2]
@@ -162,7 +163,7 @@ def repeat_log(n_users=300, n_items=200, days=3, seed=0) -> InteractionLog:
 
 def queries_from(log: InteractionLog, split: int) -> RankingQueries:
     """Every interaction starting at or after `split`, ranked among all streamers live then."""
-    live = data.build_live_index(log.frame, log.n_items)
+    live = live_index(log.frame, log.n_items)
     trans = data.build_transitions(log, live, max_gap_steps=144, watch_reward=0.0)
     rows = np.flatnonzero(trans.start >= split)
     history, history_time = data.history_of(trans, rows, 16)

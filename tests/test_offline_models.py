@@ -9,13 +9,12 @@ import torch
 
 from liveq.core.config import ConfigError
 from liveq.data.log import from_raw
+from liveq.ranking.availability import live_index
 from liveq.ranking.bpr import (
     BPRConfig,
     BPRModel,
     LazyAdam,
-    LiveTable,
     bpr_gradients,
-    live_table,
     sample_negatives,
 )
 from liveq.ranking.models import (
@@ -64,9 +63,9 @@ def test_live_table_and_negatives_among_live_streamers():
     frame = pl.DataFrame({"user": [0, 1, 2, 0], "item": [0, 1, 2, 3],
                           "start": [0, 0, 0, 1], "stop": [1, 1, 1, 2]})
     train = from_raw(frame, step_minutes=10.0, source="tiny")
-    live = live_table(train)  # step 0: items 0, 1, 2; step 1: item 3 (dense ids = original)
-    assert live.step_offsets.tolist() == [0, 3, 4]
-    assert (live.pair % 4).tolist() == [0, 1, 2, 3]
+    live = live_index(train.frame, train.n_items)  # step 0: items 0, 1, 2; step 1: item 3
+    assert live.offsets.tolist() == [0, 3, 4]
+    assert live.items.tolist() == [0, 1, 2, 3]
     rng = np.random.default_rng(0)
     item, step = np.array([0] * 500 + [3] * 500), np.array([0] * 500 + [1] * 500)
     negative = sample_negatives(item, step, 4, live, rng)
@@ -76,11 +75,15 @@ def test_live_table_and_negatives_among_live_streamers():
     assert set(uniform[:500].tolist()) == {1, 2, 3}
 
 
-def test_negatives_use_the_table_offsets():
-    live = LiveTable(np.array([0, 2]), np.array([3, 4]), 5)  # step 0: items 3 and 4
-    negative = sample_negatives(np.array([3, 4]), np.array([0, 0]), 5, live,
+def test_negatives_use_the_index_of_the_positives_step():
+    # items 3 and 4 live at step 7 only: the index starts at the first step, not at 0
+    frame = pl.DataFrame({"user": [0, 1, 0], "item": [3, 4, 1], "start": [7, 7, 9],
+                          "stop": [8, 8, 10]})
+    live = live_index(frame, 5)
+    assert live.times.tolist() == [7, 8, 9]
+    negative = sample_negatives(np.array([3, 4, 1]), np.array([7, 7, 9]), 5, live,
                                 np.random.default_rng(1))
-    assert negative.tolist() == [4, 3]
+    assert negative[:2].tolist() == [4, 3] and negative[2] != 1
 
 
 def structured_log(seed: int = 0, n_users: int = 240, n_items: int = 120, groups: int = 6):
@@ -120,6 +123,16 @@ def test_bpr_training_is_reproducible():
     assert np.array_equal(first.item_factors, second.item_factors)
     assert np.array_equal(first.item_bias, second.item_bias)
     assert not np.array_equal(first.item_factors, third.item_factors)
+
+
+def test_bpr_fit_leaves_torch_threads_alone():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        BPRModel(BPRConfig(dim=4, epochs=1)).fit(structured_log(n_users=30, n_items=12), 0)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_bpr_unseen_users_and_streamers():

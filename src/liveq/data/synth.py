@@ -29,6 +29,7 @@ import numpy as np
 import polars as pl
 
 from liveq.core.config import ConfigError
+from liveq.core.units import MINUTES_PER_DAY
 from liveq.data.log import InteractionLog, from_raw
 from liveq.policies.base import Policy
 from liveq.policies.baselines import make_baseline
@@ -37,7 +38,6 @@ from liveq.sim.config import LiveStreamConfig
 from liveq.sim.livestream import LiveStreamVectorEnv
 
 POLICIES = ("popular", "repeat", "random", "oracle")
-MINUTES_PER_DAY = 1440
 RETURN_JITTER_HOURS = 2.0
 NEVER = np.iinfo(np.int64).max
 # Viewer state that belongs to the person, not to the session (see liveq.sim.viewers).
