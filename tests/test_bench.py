@@ -29,7 +29,7 @@ def test_quick_bench_writes_positive_figures(tmp_path, capsys):
     assert training["speedup"] > 0
     assert training["return_verdict"] in ("better", "equal within CI", "worse")
     logs = figures["logs"]
-    assert logs["rows"] == 100_000 and logs["steps"] > 500
+    assert 99_000 <= logs["rows"] <= 100_000 and logs["steps"] > 500  # exact copies dropped
     for key in ("load_rows_per_s", "load_vs_polars", "protocol_pop_rep_test_s"):
         assert logs[key] > 0, key
     out = capsys.readouterr().out

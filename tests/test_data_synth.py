@@ -176,6 +176,9 @@ def test_generic_round_trip(raw, tmp_path, name):
     log = load_log(tmp_path / name, format="generic", schema=tmp_path / "log.schema.yaml")
     expected = raw.select("user", "item", "start", "stop", "watch", "value").sort(KEY)
     assert in_original_ids(log).sort(KEY).equals(expected)
+    written = pl.read_csv(tmp_path / name) if name.endswith(".csv") else \
+        pl.read_parquet(tmp_path / name)
+    assert written["propensity"].to_list() == raw["propensity"].to_list()  # the file carries it
 
 
 def test_kuailive_round_trip(raw, tmp_path):

@@ -290,12 +290,14 @@ def load_generic(path: str | Path, schema: Any, on_bad_rows: str = "error") -> I
 
 def write_generic(raw: pl.DataFrame, out: str | Path, step_minutes: float) -> Path:
     """Write synthetic rows as Parquet (or CSV for a `.csv` path) with a schema YAML beside
-    it (`<name>.schema.yaml`); returns the schema's path."""
+    it (`<name>.schema.yaml`); returns the schema's path. A `propensity` column (the
+    behaviour policy's probability of showing the row's streamer) is kept when present."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = raw.select(pl.col("user"), pl.col("item").alias("streamer"),
                       pl.col("stream").alias("broadcast"), "start", "stop",
-                      pl.col("watch").alias("watch_minutes"), pl.col("value").alias("gifts"))
+                      pl.col("watch").alias("watch_minutes"), pl.col("value").alias("gifts"),
+                      *(["propensity"] if "propensity" in raw.columns else []))
     if out.suffix == ".csv":
         rows.write_csv(out)
     else:
