@@ -4,7 +4,15 @@ from liveq.train.checkpoint import CheckpointError, load_checkpoint, save_checkp
 from liveq.train.config import RunConfig, load_run_config
 from liveq.train.evaluate import Evaluate, make_gym_evaluator
 from liveq.train.loop import torch_threads, train
-from liveq.train.registry import ALGORITHMS, Algorithm, algorithm, build_learner, derive_config
+from liveq.train.registry import (
+    ALGORITHMS,
+    Algorithm,
+    Learner,
+    OnlineLearner,
+    algorithm,
+    build_learner,
+    derive_config,
+)
 from liveq.train.restore import load_agent
 
 __all__ = [
@@ -12,6 +20,8 @@ __all__ = [
     "Algorithm",
     "CheckpointError",
     "Evaluate",
+    "Learner",
+    "OnlineLearner",
     "RunConfig",
     "algorithm",
     "build_learner",

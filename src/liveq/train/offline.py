@@ -44,7 +44,7 @@ def log_transitions(env: gym.vector.VectorEnv, behaviour: Policy, steps: int,
     """Run `behaviour` for `steps` vector steps of `env` (reset with `seed`) into a buffer.
 
     The buffer's capacity is `steps * env.num_envs`, so it keeps every row; its codec is
-    the env's own (`liveq.replay.make_codec`).
+    the env's own (`liveq.buffers.replay.make_codec`).
     """
     if steps < 1:
         raise ConfigError(f"steps must be at least 1, got {steps}")

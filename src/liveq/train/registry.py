@@ -15,16 +15,10 @@ A run config names one (`agent: {name: cql, cql: {cql_alpha: 0.5}}`); its sectio
 parsed as that entry's config, with errors naming the full path (`agent.cql.lr`).
 Loop kinds: "off_policy" collects into replay and samples batches
 (`liveq.train.loop.ReplayLearning`); "online" updates from each vector step's
-transitions as they come (`liveq.train.loop.StepLearning`). A learner is any object with
-
-    update(batch: ReplayBatch) -> dict[str, float]     statistics, logged as train/<key>
-    greedy_policy() -> Policy                           for evaluation and serving
-    state_dict() / load_state_dict(state)               checkpoints (weights_only)
-    updates: int                                        update() calls so far
-
-and, to train online, `act(obs)` and `set_progress(env_steps, total_env_steps) ->
-epsilon`; off-policy learners also give `replay_schedule` (`ReplaySchedule`). Adding
-an algorithm is one entry in `ALGORITHMS`.
+transitions as they come (`liveq.train.loop.StepLearning`). A learner follows
+`Learner` below; to train by acting it is also an `OnlineLearner`, and off-policy
+learners give their `replay_schedule` (`ReplaySchedule`). Adding an algorithm is one
+entry in `ALGORITHMS`.
 """
 
 from __future__ import annotations
@@ -32,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -41,10 +35,40 @@ from liveq.algos.bc import BCAgent, BCConfig
 from liveq.algos.cql import BanditConfig, CQLAgent, CQLConfig
 from liveq.algos.dqn import DQNAgent, DQNConfig, MyopicConfig
 from liveq.algos.tabular import QLearningConfig, build_tabular_q
+from liveq.buffers.replay import ReplayBatch
 from liveq.core.config import ConfigError, from_dict, to_dict
+from liveq.policies.base import Action, Policy
 
 LoopKind = Literal["off_policy", "online"]
-Builder = Callable[[gym.Space, gym.Space, Any, "int | np.random.SeedSequence"], Any]
+
+
+class Learner(Protocol):
+    """What every registered learner offers the loops, offline training and serving."""
+
+    updates: int  # update() calls so far
+
+    def update(self, batch: ReplayBatch) -> dict[str, float]:
+        """Learn from a batch; the statistics are logged as train/<key>."""
+        ...
+
+    def greedy_policy(self) -> Policy: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class OnlineLearner(Learner, Protocol):
+    """A learner that also acts while it trains (loop kinds off_policy and online)."""
+
+    def act(self, obs: Any, mask: np.ndarray | None = None) -> Action: ...
+
+    def set_progress(self, env_steps: int, total_env_steps: int) -> float:
+        """Advance the exploration schedule; returns epsilon (logged as train/epsilon)."""
+        ...
+
+
+Builder = Callable[[gym.Space, gym.Space, Any, "int | np.random.SeedSequence"], Learner]
 
 
 @dataclass(frozen=True)
@@ -86,7 +110,7 @@ def algorithm(name: str) -> Algorithm:
 
 
 def build_learner(name: str, obs_space: gym.Space, action_space: gym.Space, config: Any,
-                  seed: int | np.random.SeedSequence) -> Any:
+                  seed: int | np.random.SeedSequence) -> Learner:
     """The learner `name` with `config` (an instance of its config class)."""
     spec = algorithm(name)
     if not isinstance(config, spec.config):
