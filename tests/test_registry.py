@@ -79,12 +79,22 @@ def test_registry_entries():
                                              "is 'myopic'"),
     ({"dqn": {"cql_alpha": 0.5}}, "agent.dqn.cql_alpha: dqn has no cql_alpha any more; use "
                                   "agent name cql"),
+    ({"name": "myopic", "myopic": {"cql_alpha": 0.1}}, "agent.myopic.cql_alpha: myopic has "
+                                                       "no cql_alpha any more"),
     ({"dqn": {"td_weight": 0.0}}, "agent.dqn.td_weight: dqn has no td_weight any more; use "
                                   "agent name bc"),
 ])
 def test_agent_sections_are_validated_with_full_paths(agent, message):
     with pytest.raises(ConfigError, match=message):
         load_run_config({"agent": agent})
+
+
+def test_runs_saved_before_cql_and_bc_became_learners_still_load():
+    # config.yaml of such a run holds every DQN default, the retired ones included
+    old = {"agent": {"name": "dqn", "dqn": {"lr": 0.01, "cql_alpha": 0.0, "td_weight": 1.0}}}
+    config = load_run_config(old)
+    assert config == load_run_config({"agent": {"dqn": {"lr": 0.01}}})
+    assert "cql_alpha" in old["agent"]["dqn"]  # the caller's dict is left alone
 
 
 def test_named_section_takes_its_defaults_and_round_trips():

@@ -36,7 +36,8 @@ from typing import Any
 import gymnasium as gym
 
 from liveq.core.config import ConfigError, from_dict, load_yaml, require, to_dict
-from liveq.train.registry import agent_config_class, check_retired_keys
+from liveq.train.checkpoint import config_differences
+from liveq.train.registry import agent_config_class, drop_retired_keys
 
 # keywords gymnasium.make takes itself, beside the env constructor's
 MAKE_KEYWORDS = ("max_episode_steps", "autoreset", "apply_api_compatibility",
@@ -150,7 +151,8 @@ class RunConfig:
 def load_run_config(source: str | Path | dict[str, Any]) -> RunConfig:
     """A `RunConfig` from a YAML path or a plain dict; unknown keys raise `ConfigError`."""
     data = source if isinstance(source, dict) else load_yaml(source)
-    check_retired_keys(data.get("agent"))
+    if "agent" in data:
+        data = {**data, "agent": drop_retired_keys(data["agent"])}
     return from_dict(RunConfig, data)
 
 
@@ -161,3 +163,13 @@ def run_config_dict(config: RunConfig) -> dict[str, Any]:
     data["agent"] = {"name": config.agent.name,
                      config.agent.name: data["agent"][config.agent.name]}
     return data
+
+
+def build_differences(saved: dict[str, Any], config: RunConfig) -> list[str]:
+    """Where a checkpoint's stored config and `config` differ in what the learner is built
+    from (seed, env, agent): dotted keys with both values. Both sides are resolved the
+    same way first, so only real changes count; an unreadable stored config is a
+    `ConfigError`."""
+    resolved, given = run_config_dict(load_run_config(saved)), run_config_dict(config)
+    return [diff for key in ("seed", "env", "agent")
+            for diff in config_differences({key: resolved[key]}, {key: given[key]})]

@@ -43,14 +43,13 @@ from liveq.core.config import ConfigError
 from liveq.core.errors import CheckpointError, NonFiniteError
 from liveq.sim.vector import make_vec_env
 from liveq.train.checkpoint import (
-    config_differences,
     load_checkpoint,
     non_finite_entries,
     require_parts,
     save_checkpoint,
 )
 from liveq.train.collect import Collector, ReplayWriter, Step
-from liveq.train.config import RunConfig, run_config_dict
+from liveq.train.config import RunConfig, build_differences, run_config_dict
 from liveq.train.evaluate import Evaluate, make_gym_evaluator
 from liveq.train.registry import algorithm, build_learner
 from liveq.train.run import RunDir
@@ -326,9 +325,10 @@ def _read_latest(out_dir: str | Path, config: RunConfig) -> dict[str, Any]:
     path = Path(out_dir) / "checkpoints" / "latest.pt"
     checkpoint = load_checkpoint(path)
     require_parts(checkpoint, LATEST_PARTS, path, "resuming")
-    saved, given = checkpoint["config"], run_config_dict(config)
-    changed = [diff for key in ("seed", "env", "agent")
-               for diff in config_differences({key: saved.get(key)}, {key: given[key]})]
+    try:
+        changed = build_differences(checkpoint["config"], config)
+    except ConfigError as exc:
+        raise CheckpointError(f"{path} holds a config this liveq cannot read ({exc})") from None
     if changed:
         raise ConfigError(f"cannot resume {out_dir}: config differs from the saved run in "
                           f"{'; '.join(changed)}")

@@ -98,8 +98,10 @@ ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
               "tabular Q-learning on Discrete states, updated every step"),
 )}
 
-RETIRED = {"cql_alpha": "use agent name cql (or bandit for gamma 0)",
-           "td_weight": "use agent name bc for behaviour cloning"}
+# DQN settings that became learners of their own: key -> (the value meaning plain DQN,
+# which runs saved before the change hold and which is dropped; what to use instead)
+RETIRED = {"cql_alpha": (0.0, "use agent name cql (or bandit for gamma 0)"),
+           "td_weight": (1.0, "use agent name bc for behaviour cloning")}
 
 
 def algorithm(name: str) -> Algorithm:
@@ -134,17 +136,25 @@ def derive_config(name: str, source: Any, **changes: Any) -> Any:
     return from_dict(target, values, f"agent.{name}")
 
 
-def check_retired_keys(agent: Any) -> None:
-    """Refuse DQN settings that became their own learners, saying which learner to use."""
+def drop_retired_keys(agent: Any) -> Any:
+    """The agent section without retired DQN keys at their plain-DQN values (so run
+    folders saved before they retired still load); any other value is a `ConfigError`
+    saying which learner to use."""
     if not isinstance(agent, dict):
-        return
+        return agent
+    cleaned = dict(agent)
     for name, section in agent.items():
         if name not in ALGORITHMS or not isinstance(section, dict):
             continue
         known = {f.name for f in dataclasses.fields(ALGORITHMS[name].config)}
-        for key in (k for k in RETIRED if k in section and k not in known):
-            raise ConfigError(f"agent.{name}.{key}: {name} has no {key} any more; "
-                              f"{RETIRED[key]}")
+        retired = [k for k in RETIRED if k in section and k not in known]
+        for key in retired:
+            neutral, instead = RETIRED[key]
+            if section[key] != neutral:
+                raise ConfigError(f"agent.{name}.{key}: {name} has no {key} any more; "
+                                  f"{instead}")
+        cleaned[name] = {k: v for k, v in section.items() if k not in retired}
+    return cleaned
 
 
 def agent_config_class() -> type:

@@ -14,17 +14,11 @@ from typing import Any
 from liveq.core.config import ConfigError
 from liveq.core.errors import CheckpointError
 from liveq.sim.vector import make_vec_env
-from liveq.train.checkpoint import (
-    config_differences,
-    load_checkpoint,
-    non_finite_entries,
-    require_parts,
-)
-from liveq.train.config import RunConfig, load_run_config, run_config_dict
+from liveq.train.checkpoint import load_checkpoint, non_finite_entries, require_parts
+from liveq.train.config import RunConfig, build_differences, load_run_config
 from liveq.train.loop import build_agent
 
 LEARNER_PARTS = ("config", "agent")
-BUILD_KEYS = ("seed", "env", "agent")  # what the learner is built from
 
 
 def _checked(path: str | Path) -> dict[str, Any]:
@@ -70,9 +64,10 @@ def load_run_agent(run: str | Path, checkpoint_name: str, config: RunConfig, env
     from `checkpoints/<checkpoint_name>.pt`; refuses a config.yaml edited after training."""
     path = Path(run) / "checkpoints" / f"{checkpoint_name}.pt"
     checkpoint = _checked(path)
-    saved, given = checkpoint["config"], run_config_dict(config)
-    edited = [diff for key in BUILD_KEYS
-              for diff in config_differences({key: saved.get(key)}, {key: given[key]})]
+    try:
+        edited = build_differences(checkpoint["config"], config)
+    except ConfigError as exc:
+        raise CheckpointError(f"{path} holds a config this liveq cannot read ({exc})") from None
     if edited:
         raise CheckpointError(f"{Path(run) / 'config.yaml'} was edited after training: it "
                               f"differs from {path.name} in " + "; ".join(edited))
