@@ -405,3 +405,20 @@ def test_train_leaves_the_callers_torch_threads_alone(tmp_path):
     config.train.torch_threads = before + 1
     train(config, tmp_path, evaluate=fake_evaluate)
     assert torch.get_num_threads() == before
+
+
+def test_weights_of_other_widths_name_the_tensor_and_both_shapes(tmp_path):
+    from liveq.train.loop import build_agent
+
+    train(fake_config(total_env_steps=100), tmp_path, evaluate=fake_evaluate)
+    path = tmp_path / "checkpoints" / "best.pt"
+    state = load_checkpoint(path)
+    wide = fake_config()
+    wide.agent.dqn.hidden_sizes = [32, 16]
+    env = FakeCandidateVecEnv()
+    state["agent"] = build_agent(wide, env.single_observation_space,
+                                 env.single_action_space, 0).state_dict()
+    save_checkpoint(path, state)  # the stored config still says [16, 16]
+    with pytest.raises(CheckpointError, match=r"best\.pt: q_net\.viewer_encoder\.0\.weight: "
+                       r"saved shape \(32, 2\), this config builds \(16, 2\)"):
+        load_agent(path)
