@@ -121,3 +121,47 @@ def test_shipped_configs_are_valid(name):
     config = load_run_config(SMALL.parent / f"{name}.yaml")
     world = make_config(None, config.env.kwargs)
     assert config.env.id == "liveq/LiveStream-v0" and world.n_candidates >= 1
+
+
+def test_eval_refuses_a_config_edited_after_training(trained_run, tmp_path, capsys):
+    edited = tmp_path / "edited"
+    edited.mkdir()
+    (edited / "checkpoints").mkdir()
+    (edited / "checkpoints" / "best.pt").write_bytes(
+        (trained_run / "checkpoints" / "best.pt").read_bytes())
+    data = yaml.safe_load((trained_run / "config.yaml").read_text())
+    data["agent"]["dqn"]["hidden_sizes"] = [32, 32]
+    (edited / "config.yaml").write_text(yaml.safe_dump(data))
+    assert main(["eval", str(edited), "--episodes", "64"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "edited after training" in err and "\n" not in err
+    assert "agent.dqn.hidden_sizes (saved [64, 64], given [32, 32])" in err
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda d: d["env"].update(id="CartPole-v1"),
+     "env.kwargs.followed_slots: CartPole-v1 takes no argument 'followed_slots'"),
+    (lambda d: d["agent"]["dqn"].update(cql_alpha=0.1),
+     "agent.dqn.cql_alpha: dqn has no cql_alpha any more; use agent name cql"),
+    (lambda d: d["agent"].update(name="ppo"), "agent.name: unknown agent 'ppo'"),
+])
+def test_wrong_env_kwargs_and_agent_sections_exit_2(tmp_path, capsys, edit, message):
+    path = write_config(tmp_path, edit)
+    assert main(["train", "--config", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("liveq: error:") and message in err and "\n" not in err
+
+
+def test_train_and_eval_tabular_q_on_the_chain(tmp_path, capsys):
+    config = tmp_path / "chain.yaml"
+    config.write_text(yaml.safe_dump({
+        "env": {"id": "liveq/Chain-v0", "n_envs": 2, "kwargs": {"n_states": 4}},
+        "agent": {"name": "tabular_q", "tabular_q": {"alpha": 0.5, "epsilon_end": 0.3}},
+        "train": {"total_env_steps": 2000, "eval_every": 1000, "eval_episodes": 4,
+                  "checkpoint_every": 1000, "log_every": 500, "progress": False}}))
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(config), "--out", str(out)]) == 0
+    # greedy from state 0: 3 moves right, then 17 of the 20 steps pay 1
+    assert "best eval return 17.000" in capsys.readouterr().out
+    assert main(["eval", str(out), "--episodes", "4"]) == 0
+    assert capsys.readouterr().out.splitlines()[2].split() == ["run", "17.0", "20.0"]

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from liveq.algos.dqn import DQNAgent, DQNConfig, td_target
+from liveq.algos.dqn import DQNAgent, DQNConfig, MyopicConfig, td_target
 from liveq.buffers.replay import ReplayBatch
 from liveq.core.config import ConfigError, from_dict
+from liveq.core.errors import CheckpointError
 from liveq.policies.base import masked_uniform, top_k_slate
 
 K = 5
@@ -79,6 +80,12 @@ def test_config_rejects_bad_values_and_unknown_keys():
     with pytest.raises(ConfigError, match="'lrr'"):
         from_dict(DQNConfig, {"lrr": 0.1})
     assert from_dict(DQNConfig, {"hidden_sizes": [8]}).hidden_sizes == [8]
+
+
+def test_myopic_config_pins_gamma_to_zero():
+    assert MyopicConfig().gamma == 0.0
+    with pytest.raises(ConfigError, match="gamma must be 0 for the myopic"):
+        from_dict(MyopicConfig, {"gamma": 0.9})
 
 
 def test_slates_are_refused_with_a_clear_error():
@@ -272,3 +279,29 @@ def test_agent_does_not_touch_the_global_torch_rng():
     state = torch.get_rng_state()
     DQNAgent(BOX_SPACE, gym.spaces.Discrete(2), small_config(), seed=0)
     assert torch.equal(state, torch.get_rng_state())
+
+
+def test_update_returns_the_huber_td_loss_by_hand():
+    # one transition, a linear 1-action network whose weights we set: Q(s) = w . s + b
+    agent = DQNAgent(BOX_SPACE, gym.spaces.Discrete(1), small_config(hidden_sizes=[1],
+                     gamma=0.5, double=False), seed=0)
+    with torch.no_grad():
+        for net in (agent.q_net, agent.target_net):
+            first, last = net.net[0], net.net[2]
+            first.weight.fill_(1.0), first.bias.fill_(0.0)
+            last.weight.fill_(1.0), last.bias.fill_(0.0)
+    obs = np.array([[1.0, 1.0, 0.0, 0.0]], np.float32)  # Q = relu(2) = 2
+    next_obs = np.array([[1.0, 0.0, 0.0, 0.0]], np.float32)  # Q_target = 1
+    batch = ReplayBatch(obs, np.array([0]), np.array([0.25], np.float32), next_obs,
+                        np.zeros(1, np.float32))
+    # y = 0.25 + 0.5 * 1 = 0.75; error 2 - 0.75 = 1.25 > 1: huber = 1.25 - 0.5 = 0.75
+    stats = agent.update(batch)
+    assert stats == pytest.approx({"loss": 0.75, "q_mean": 2.0})
+
+
+def test_loading_other_widths_names_the_tensor_and_both_shapes():
+    small = DQNAgent(BOX_SPACE, gym.spaces.Discrete(2), small_config(hidden_sizes=[8]), seed=0)
+    wide = DQNAgent(BOX_SPACE, gym.spaces.Discrete(2), small_config(hidden_sizes=[16]), seed=0)
+    with pytest.raises(CheckpointError, match=r"q_net\.net\.0\.weight: saved shape "
+                       r"\(16, 4\), this config builds \(8, 4\)"):
+        small.load_state_dict(wide.state_dict())

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from liveq.algos.bc import BCAgent, BCConfig
+from liveq.algos.cql import CQLAgent, CQLConfig
 from liveq.algos.dqn import DQNAgent, DQNConfig, td_target
 from liveq.algos.offline_loss import bc_cross_entropy, cql_penalty
 from liveq.buffers.replay import ReplayBatch
@@ -96,7 +98,7 @@ def test_double_q_target_gamma_zero_is_the_reward_and_has_no_gradient():
     assert not y.requires_grad
 
 
-# --- the simulator DQN trained offline: DQNConfig.cql_alpha ----------------------------
+# --- the learners of logged data: CQL (DQN + penalty) and BC ------------------------------
 
 def _logged_batch(n=16, k=4):
     gen = torch.Generator().manual_seed(2)
@@ -112,15 +114,20 @@ def _logged_batch(n=16, k=4):
                        torch.zeros(n).numpy(), obs(), torch.ones(n).numpy())
 
 
+SPACE = gym.spaces.Dict({"viewer": gym.spaces.Box(-9, 9, (3,), np.float32),
+                         "candidates": gym.spaces.Box(-9, 9, (4, 2), np.float32),
+                         "mask": gym.spaces.MultiBinary(4)})
+
+
 def _agent(cql_alpha):
-    space = gym.spaces.Dict({"viewer": gym.spaces.Box(-9, 9, (3,), np.float32),
-                             "candidates": gym.spaces.Box(-9, 9, (4, 2), np.float32),
-                             "mask": gym.spaces.MultiBinary(4)})
-    config = DQNConfig(hidden_sizes=[16, 16], cql_alpha=cql_alpha, lr=1e-2)
-    return DQNAgent(space, gym.spaces.Discrete(4), config, seed=0)
+    if cql_alpha == 0:
+        return DQNAgent(SPACE, gym.spaces.Discrete(4), DQNConfig(hidden_sizes=[16, 16], lr=1e-2),
+                        seed=0)
+    config = CQLConfig(hidden_sizes=[16, 16], cql_alpha=cql_alpha, lr=1e-2)
+    return CQLAgent(SPACE, gym.spaces.Discrete(4), config, seed=0)
 
 
-def test_dqn_cql_alpha_adds_the_penalty_of_the_logged_state():
+def test_cql_adds_alpha_times_the_penalty_of_the_logged_state():
     batch = _logged_batch()
     plain, conservative = _agent(0.0), _agent(0.5)
     with torch.no_grad():
@@ -128,11 +135,12 @@ def test_dqn_cql_alpha_adds_the_penalty_of_the_logged_state():
     mask = torch.as_tensor(batch.obs["mask"]).bool()
     penalty = cql_penalty(q, mask, torch.as_tensor(batch.actions)).item()
     assert penalty > 0
-    extra = conservative.update(batch)["loss"] - plain.update(batch)["loss"]
-    assert extra == pytest.approx(0.5 * penalty, rel=1e-5)
+    stats, plain_stats = conservative.update(batch), plain.update(batch)
+    assert stats["loss"] - plain_stats["loss"] == pytest.approx(0.5 * penalty, rel=1e-5)
+    assert stats["td_loss"] == plain_stats["loss"] and stats["cql_penalty"] == penalty
 
 
-def test_dqn_cql_alpha_ranks_the_logged_action_first():
+def test_cql_ranks_the_logged_action_first():
     # every logged transition took action 1 with reward 0: plain TD cannot prefer it,
     # the conservative penalty makes it the argmax among the valid actions
     batch = _logged_batch()
@@ -141,3 +149,25 @@ def test_dqn_cql_alpha_ranks_the_logged_action_first():
         agent.update(batch)
     chosen = agent.greedy_policy().act(batch.obs).actions
     assert (chosen == 1).mean() > 0.9
+
+
+def test_plain_dqn_does_not_prefer_the_logged_action():
+    # the same data without the penalty: the logged action has no reason to win
+    batch = _logged_batch()
+    agent = _agent(0.0)
+    for _ in range(150):
+        agent.update(batch)
+    assert (agent.greedy_policy().act(batch.obs).actions == 1).mean() < 0.9
+
+
+def test_bc_loss_is_the_cross_entropy_of_the_logged_action():
+    batch = _logged_batch()
+    agent = BCAgent(SPACE, gym.spaces.Discrete(4), BCConfig(hidden_sizes=[16, 16], lr=1e-2), seed=0)
+    obs = obs_to_tensor(batch.obs)
+    with torch.no_grad():
+        expected = bc_cross_entropy(agent.q_net(obs), obs["mask"],
+                                    torch.as_tensor(batch.actions)).item()
+    assert agent.update(batch)["loss"] == pytest.approx(expected, rel=1e-6)
+    for _ in range(100):
+        agent.update(batch)
+    assert (agent.greedy_policy().act(batch.obs).actions == 1).mean() > 0.9

@@ -5,11 +5,13 @@ from liveq.algos.tabular import (
     QLearningConfig,
     TabularQAgent,
     q_learning_update,
-    train_tabular,
 )
+from liveq.buffers.replay import ReplayBatch
 from liveq.core.config import ConfigError, from_dict
 from liveq.policies.explore import linear_schedule
-from liveq.sim.chain import CHAIN_ID, ChainEnv, chain_optimal_q, register_chain
+from liveq.sim.chain import CHAIN_ID, chain_optimal_q
+from liveq.train import load_agent, load_run_config, train
+from liveq.train.run import read_metrics
 
 EXPLORING = QLearningConfig(alpha=0.5, gamma=0.9, epsilon_start=1.0, epsilon_end=0.3,
                             epsilon_decay_steps=1000)
@@ -51,9 +53,10 @@ def test_update_batch_of_one_matches_pure_update():
     agent = TabularQAgent(2, 2, QLearningConfig(alpha=0.5, gamma=0.9), seed=0)
     agent.q[:] = [[0.0, 2.0], [1.0, 3.0]]
     expected = q_learning_update(agent.q, 0, 1, 0.5, 1, False, alpha=0.5, gamma=0.9)
-    agent.update(np.array([0]), np.array([1]), np.array([0.5]), np.array([1]),
-                 np.array([False]))
+    stats = agent.update(ReplayBatch(np.array([0]), np.array([1]), np.array([0.5]),
+                                     np.array([1]), np.array([False])))
     assert agent.q[0, 1] == pytest.approx(expected)
+    assert stats == {"td_error": pytest.approx(3.2 - 2.0)} and agent.updates == 1
     np.testing.assert_array_equal(agent.q[1], [1.0, 3.0])
 
 
@@ -69,7 +72,7 @@ def test_update_repeated_pair_moves_towards_mean_target():
     for order in ([0, 1, 2], [2, 1, 0]):
         agent = TabularQAgent(2, 2, QLearningConfig(alpha=0.5, gamma=0.9), seed=0)
         agent.q[:] = [[0.0, 0.0], [1.0, 3.0]]
-        agent.update(*(column[order] for column in batch))
+        agent.update(ReplayBatch(*(column[order] for column in batch)))
         agents.append(agent)
     np.testing.assert_allclose(agents[0].q, [[0.0, 0.925], [1.85, 3.0]])
     np.testing.assert_array_equal(agents[0].q, agents[1].q)
@@ -107,8 +110,8 @@ def test_act_propensities_and_mask():
 def test_greedy_policy_live_and_frozen():
     agent = TabularQAgent(2, 2, QLearningConfig(alpha=1.0, gamma=0.0), seed=0)
     live, frozen = agent.greedy_policy(), agent.greedy_policy(frozen=True)
-    agent.update(np.array([0]), np.array([1]), np.array([1.0]), np.array([1]),
-                 np.array([True]))
+    agent.update(ReplayBatch(np.array([0]), np.array([1]), np.array([1.0]), np.array([1]),
+                             np.array([True])))
     np.testing.assert_array_equal(live.act(np.array([0, 1])).actions, [1, 0])
     np.testing.assert_array_equal(frozen.act(np.array([0, 1])).actions, [0, 0])
     np.testing.assert_array_equal(frozen.q, np.zeros((2, 2)))
@@ -133,32 +136,55 @@ def test_state_dict_resumes_exactly():
     np.testing.assert_array_equal(agent.q, twin.q)
 
 
-def test_learns_the_optimal_chain_policy():
-    run = train_tabular(ChainEnv(n_states=5), EXPLORING, n_steps=5000, seed=0)
-    greedy = run.agent.greedy_policy().act(np.arange(5))
-    np.testing.assert_array_equal(greedy.actions, [1, 1, 1, 1, 1])
-    np.testing.assert_allclose(run.agent.q, chain_optimal_q(5, 0.9), atol=1e-6)
-    assert run.episode_returns  # episodes were truncated at max_steps and recorded
+def chain_config(n_states, steps, seed, **agent):
+    return load_run_config({
+        "seed": seed,
+        "env": {"id": CHAIN_ID, "n_envs": 1, "kwargs": {"n_states": n_states}},
+        "agent": {"name": "tabular_q", "tabular_q": {
+            "alpha": 0.5, "gamma": 0.9, "epsilon_end": 0.3, "epsilon_decay_steps": 1000,
+            **agent}},
+        "train": {"total_env_steps": steps, "eval_every": 0, "eval_episodes": 2,
+                  "checkpoint_every": 0, "log_every": 100, "progress": False},
+    })
 
 
-def test_learned_q_matches_hand_values_on_three_state_chain():
+def trained_chain(tmp_path, n_states, steps, seed):
+    summary = train(chain_config(n_states, steps, seed), tmp_path)
+    agent, _ = load_agent(tmp_path / "checkpoints" / "latest.pt")
+    return summary, agent
+
+
+def test_learns_the_optimal_chain_policy(tmp_path):
+    summary, agent = trained_chain(tmp_path, 5, 5000, seed=0)
+    np.testing.assert_array_equal(agent.greedy_actions(), [1, 1, 1, 1, 1])
+    np.testing.assert_allclose(agent.q, chain_optimal_q(5, 0.9), atol=1e-6)
+    # greedy from state 0: 4 moves right, then 16 steps of reward 1 before truncation
+    assert summary["final_eval"]["return"] == 16.0
+    assert summary["episodes"] > 0
+    logged = [r for r in read_metrics(tmp_path) if "train/td_error" in r]
+    assert logged and logged[-1]["train/td_error"] < logged[0]["train/td_error"]
+
+
+def test_learned_q_matches_hand_values_on_three_state_chain(tmp_path):
     # n=3, gamma=0.9, deterministic; going right is optimal everywhere:
     #   Q(2,R) = 1 + 0.9*Q(2,R)  -> 10;    Q(1,R) = 0.9*10 = 9;    Q(0,R) = 0.9*9 = 8.1
     #   Q(2,L) = 0.9*V(1) = 8.1;  Q(1,L) = 0.9*V(0) = 7.29;  Q(0,L) = 0.1 + 0.9*8.1 = 7.39
     hand = np.array([[7.39, 8.1], [7.29, 9.0], [8.1, 10.0]])
     np.testing.assert_allclose(chain_optimal_q(3, 0.9), hand, atol=1e-9)
-    run = train_tabular(ChainEnv(n_states=3), EXPLORING, n_steps=3000, seed=3)
-    np.testing.assert_allclose(run.agent.q, hand, atol=1e-6)
+    _, agent = trained_chain(tmp_path, 3, 3000, seed=3)
+    np.testing.assert_allclose(agent.q, hand, atol=1e-6)
 
 
-def test_training_twice_with_one_seed_is_bitwise_equal():
-    register_chain()
-    first = train_tabular(CHAIN_ID, EXPLORING, n_steps=500, seed=11)
-    second = train_tabular(CHAIN_ID, EXPLORING, n_steps=500, seed=11)
-    np.testing.assert_array_equal(first.agent.q, second.agent.q)
-    assert first.episode_returns == second.episode_returns
+def test_training_twice_with_one_seed_is_bitwise_equal(tmp_path):
+    _, first = trained_chain(tmp_path / "a", 5, 500, seed=11)
+    _, second = trained_chain(tmp_path / "b", 5, 500, seed=11)
+    _, other = trained_chain(tmp_path / "c", 5, 500, seed=12)
+    np.testing.assert_array_equal(first.q, second.q)
+    assert not np.array_equal(first.q, other.q)
 
 
-def test_train_tabular_rejects_box_observations():
-    with pytest.raises(ValueError, match="Discrete observation"):
-        train_tabular(ChainEnv(one_hot=True), EXPLORING, n_steps=10, seed=0)
+def test_tabular_q_refuses_box_observations(tmp_path):
+    config = chain_config(5, 10, seed=0)
+    config.env.kwargs["one_hot"] = True
+    with pytest.raises(ConfigError, match="Discrete observation"):
+        train(config, tmp_path)

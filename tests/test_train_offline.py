@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from liveq.algos.dqn import DQNAgent, DQNConfig
-from liveq.algos.offline_loss import bc_cross_entropy
+from liveq.algos.bc import BCAgent
+from liveq.algos.cql import BanditConfig, CQLAgent, CQLConfig
+from liveq.algos.dqn import DQNConfig
 from liveq.cli.main import main
 from liveq.core.config import ConfigError
+from liveq.core.errors import NonFiniteError
 from liveq.experiments.offline_rl_sim import (
     ENV_ID,
     SMALL_WORLD,
@@ -24,7 +26,6 @@ from liveq.experiments.offline_rl_sim import (
     train_learners,
 )
 from liveq.experiments.ope_sim import SimLog, build_policy, parse_policy
-from liveq.nets.q_networks import obs_to_tensor
 from liveq.sim.vector import make_vec_env
 from liveq.train.offline import log_transitions, train_offline
 
@@ -107,9 +108,9 @@ def test_autoreset_rows_are_invalid_and_truncation_still_bootstraps(recorded):
 
 def _small_agent(**changes):
     env = make_vec_env(ENV_ID, 1, SMALL_WORLD)
-    config = DQNConfig(**{"hidden_sizes": [32, 32], "batch_size": 32, "cql_alpha": 0.1,
+    config = CQLConfig(**{"hidden_sizes": [32, 32], "batch_size": 32, "cql_alpha": 0.1,
                           **changes})
-    agent = DQNAgent(env.single_observation_space, env.single_action_space, config, seed=3)
+    agent = CQLAgent(env.single_observation_space, env.single_action_space, config, seed=3)
     env.close()
     return agent
 
@@ -147,32 +148,48 @@ def test_train_offline_rejects_bad_budgets(recorded):
         train_offline(_small_agent(), logged.buffer, 0, seed=0)
 
 
-def test_td_weight_zero_is_behaviour_cloning(recorded):
+def test_train_offline_summarises_every_statistic_and_stops_on_nan(recorded):
     _, logged = recorded
-    agent = _small_agent(td_weight=0.0, cql_alpha=1.0)
-    batch = logged.buffer.sample(32, np.random.default_rng(0))
-    obs = obs_to_tensor(batch.obs)
-    with torch.no_grad():
-        expected = bc_cross_entropy(agent.q_net(obs), obs["mask"].bool(),
-                                    torch.as_tensor(batch.actions)).item()
-    assert agent.update(batch)["loss"] == pytest.approx(expected, rel=1e-6)
-
-
-def test_td_weight_is_validated():
-    with pytest.raises(ConfigError, match="td_weight must be >= 0"):
-        DQNConfig(td_weight=-1.0).validate()
-    with pytest.raises(ConfigError, match="cannot both be 0"):
-        DQNConfig(td_weight=0.0, cql_alpha=0.0).validate()
+    stats = train_offline(_small_agent(), logged.buffer, 20, seed=0)
+    assert {"loss_first", "loss_last", "q_mean_last", "cql_penalty_last",
+            "td_loss_first"} <= stats.keys()
+    with pytest.raises(NonFiniteError, match=r"gradient step \d+: \w+ = (nan|inf)"):
+        train_offline(_small_agent(lr=1e30), logged.buffer, 50, seed=0)
 
 
 def test_learner_configs():
     config = OfflineRLConfig(cql_alpha=0.3)
-    assert learner_config(config, "dqn").cql_alpha == 0.3
-    bc = learner_config(config, "bc")
-    assert (bc.td_weight, bc.cql_alpha) == (0.0, 1.0)
+    dqn = learner_config(config, "dqn")
+    assert type(dqn) is CQLConfig and dqn.cql_alpha == 0.3 and dqn.gamma == config.dqn.gamma
     bandit = learner_config(config, "bandit")
-    assert (bandit.gamma, bandit.cql_alpha) == (0.0, 0.3)
-    assert config.dqn.cql_alpha == 0.0  # the shared settings are left alone
+    assert type(bandit) is BanditConfig and (bandit.gamma, bandit.cql_alpha) == (0.0, 0.3)
+    assert type(learner_config(config, "dqn-nocql")) is DQNConfig
+    bc = learner_config(config, "bc")
+    assert (bc.lr, bc.hidden_sizes, bc.batch_size) == (config.dqn.lr, config.dqn.hidden_sizes,
+                                                       config.dqn.batch_size)
+    assert config.dqn.gamma == 0.95  # the shared settings are left alone
+
+
+def test_learners_are_the_registered_ones(recorded):
+    _, logged = recorded
+    config = OfflineRLConfig(learners=["dqn", "bc", "bandit"], gradient_steps=5)
+    agents, stats = train_learners(config, logged, np.random.SeedSequence(0))
+    assert type(agents["dqn"]) is CQLAgent and type(agents["bc"]) is BCAgent
+    assert agents["bandit"].config.gamma == 0.0
+    assert all(s["gradient_steps"] == 5 for s in stats.values())
+
+
+def test_offline_rl_leaves_the_callers_torch_threads_alone(monkeypatch):
+    import liveq.experiments.offline_rl_sim as sim
+
+    seen = []
+    monkeypatch.setattr(sim, "_run", lambda config, seed: seen.append(torch.get_num_threads()))
+    torch.set_num_threads(2)
+    try:
+        sim.run_offline_rl(OfflineRLConfig(), seed=0)
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
 
 
 def test_support_by_hand():
@@ -193,6 +210,7 @@ def test_support_by_hand():
     ({"env": {"slate_size": 2}}, "slate_size 1"),
     ({"episodes": 8, "sessions": 16}, "at least sessions"),
     ({"soften": 1.5}, "soften must be in"),
+    ({"cql_alpha": 0.0}, "cql_alpha must be > 0"),
     ({"behaviour": "greedy"}, "unknown policy 'greedy'"),
 ])
 def test_config_rejects_bad_values(changes, message):

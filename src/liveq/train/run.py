@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 import liveq
-from liveq.core.config import ConfigError, save_yaml, to_dict
-from liveq.train.config import RunConfig
+from liveq.core.config import ConfigError, save_yaml
+from liveq.train.config import RunConfig, run_config_dict
 
 
 def _versions() -> dict[str, str]:
@@ -74,7 +74,7 @@ class RunDir:
         if self.metrics_path.exists() or self.latest.exists():
             raise ConfigError(f"{self.path} already holds a run; resume it or choose a new "
                               "output folder")
-        save_yaml(to_dict(config), self.path / "config.yaml")
+        save_yaml(run_config_dict(config), self.path / "config.yaml")
         meta = {"seed": config.seed, "versions": _versions(), "started_at": _now(),
                 "resumed_at": []}
         (self.path / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
