@@ -17,10 +17,12 @@ To cover a new policy, add a `Case` to `CASES`.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -33,6 +35,7 @@ from liveq.policies.baselines import make_baseline
 from liveq.policies.explore import EpsilonGreedy, Softmax
 from liveq.sim.chain import chain_optimal_q
 from liveq.sim.vector import make_vec_env
+from liveq.train.registry import ALGORITHMS, build_learner
 
 SMALL_WORLD = {"n_streamers": 200, "n_candidates": 8, "followed_slots": 2, "trending_slots": 2}
 N_ENVS = 4
@@ -107,6 +110,37 @@ CASES = [
     Case("softmax(tabular-greedy)", "chain",
          lambda w: Softmax(tabular_agent(w).greedy_policy(), 0.5, rng(6)), False),
 ]
+
+
+def registered(name: str, behaviour: bool) -> Callable[[World], Any]:
+    """A learner from the algorithm registry, with default settings and small networks:
+    its greedy policy, or its exploring behaviour policy."""
+
+    def build(world: World):
+        if world.env is None:  # the chain: Discrete states and actions
+            spaces = (gym.spaces.Discrete(5), gym.spaces.Discrete(2))
+        else:
+            spaces = (world.env.single_observation_space, world.env.single_action_space)
+        config = ALGORITHMS[name].config()
+        if hasattr(config, "hidden_sizes"):
+            config = dataclasses.replace(config, hidden_sizes=[16, 16])
+        learner = build_learner(name, *spaces, config, seed=7)
+        if not behaviour:
+            return learner.greedy_policy()
+        learner.epsilon = 0.3
+        return learner.behaviour
+
+    return build
+
+
+def world_of(name: str) -> str:
+    return "chain" if name == "tabular_q" else "livestream"
+
+
+CASES += [Case(f"registry:{name}-greedy", world_of(name), registered(name, False), False)
+          for name in ALGORITHMS]
+CASES += [Case(f"registry:{name}-behaviour", world_of(name), registered(name, True), False)
+          for name, spec in ALGORITHMS.items() if spec.loop is not None]
 PARAMS = [pytest.param(case, size, id=f"{case.name}-slate{size}")
           for case in CASES for size in ((1, 3) if case.slates else (1,))]
 
@@ -288,3 +322,10 @@ def test_the_check_catches_a_wrong_policy(broken, worlds):
     policy = broken(EpsilonGreedy(make_baseline("popular", world.env), 0.3, rng(8)))
     with pytest.raises(AssertionError):
         check_policy(policy, world.obs, world.mask)
+
+
+def test_every_registered_algorithm_is_covered():
+    covered = {case.name for case in CASES}
+    for name, spec in ALGORITHMS.items():
+        assert f"registry:{name}-greedy" in covered
+        assert spec.loop is None or f"registry:{name}-behaviour" in covered
