@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from liveq.core.config import ConfigError, load_yaml
-from liveq.core.report import format_table, write_csv, write_json
+from liveq.core.report import (
+    check_output_dir,
+    check_output_file,
+    format_table,
+    save_json,
+    write_csv,
+    write_json,
+)
 from liveq.eval.online import evaluate, make_online_evaluator
 from liveq.sim.vector import make_vec_env
 from liveq.train.config import RunConfig, load_run_config
@@ -56,6 +62,7 @@ def train_run(config: RunConfig, out: str | Path, resume: bool) -> dict[str, Any
 
 
 def train_command(args: argparse.Namespace) -> int:
+    check_outputs(args)
     config = load_run_config(_config_data(args.config, args))
     train_run(config, args.out, args.resume)
     return 0
@@ -82,15 +89,25 @@ def _eval_env(config: RunConfig, episodes: int):
     return make_vec_env(config.env.id, min(EVAL_ENVS, episodes), config.env.kwargs)
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse unwritable output paths before any training or evaluation starts."""
+    for flag in ("json", "csv"):
+        check_output_file(getattr(args, flag, None), f"--{flag}", force=True,
+                          make_parents=True)
+    if getattr(args, "out", None) is not None:
+        check_output_dir(args.out, "--out")
+
+
 def _report(results: dict, args: argparse.Namespace) -> None:
     print(format_table(results))
-    if args.json:
-        write_json(results, args.json)
-    if args.csv:
-        write_csv(results, args.csv)
+    for path, write in ((args.json, write_json), (args.csv, write_csv)):
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            write(results, path)
 
 
 def eval_command(args: argparse.Namespace) -> int:
+    check_outputs(args)
     torch.set_num_threads(1)  # small networks: one thread beats oversubscribed cores
     run = Path(args.run)
     config = run_config(run)
@@ -119,6 +136,7 @@ def _learner_config(config: RunConfig, name: str) -> RunConfig:
 def compare_command(args: argparse.Namespace) -> int:
     from liveq.policies.baselines import BASELINES, make_baseline
 
+    check_outputs(args)
     config = load_run_config(_config_data(args.config, args))
     torch.set_num_threads(config.train.torch_threads)
     learners = online_learners()
@@ -151,7 +169,8 @@ def compare_command(args: argparse.Namespace) -> int:
 def bench_command(args: argparse.Namespace) -> int:
     from liveq.experiments.bench import run_bench
 
+    check_outputs(args)
     figures = run_bench(quick=args.quick)
     if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+        save_json(figures, args.json)
     return 0

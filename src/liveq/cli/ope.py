@@ -18,6 +18,7 @@ from liveq.core.config import ConfigError, to_dict
 from liveq.core.errors import UsageError
 from liveq.core.report import check_output_file, format_table, save_json, text_table
 from liveq.ope.estimators import EstimatorConfig
+from liveq.train.registry import derive_config
 
 SIM_ONLY = ("seeds", "sessions", "steps", "behaviour", "targets")
 OBD_ONLY = ("campaign", "n_sim", "obp_check")
@@ -142,7 +143,7 @@ def offline_rl_config(args: argparse.Namespace):
         if not run.env.id.startswith("liveq/LiveStream"):
             raise ConfigError(f"{args.config}: offline-rl needs a liveq/LiveStream env, "
                               f"not {run.env.id}")
-        config.env, config.dqn = dict(run.env.kwargs), run.agent.dqn
+        config.env, config.dqn = dict(run.env.kwargs), derive_config("dqn", run.agent.settings)
     for name in ("sessions", "steps", "behaviour", "gradient_steps", "cql_alpha", "soften",
                  "heldout_steps", "episodes"):
         if getattr(args, name) is not None:

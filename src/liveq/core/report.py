@@ -80,6 +80,11 @@ def to_json(value: Any) -> str:
     return json.dumps(json_ready(value), indent=2, allow_nan=False) + "\n"
 
 
+def json_line(value: Any) -> str:
+    """One-line JSON of `value` (see `json_ready`), for JSON-lines files; no newline."""
+    return json.dumps(json_ready(value), allow_nan=False)
+
+
 def save_json(value: Any, path: str | Path) -> None:
     """Write `to_json(value)` to `path`."""
     Path(path).write_text(to_json(value))
