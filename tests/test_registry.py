@@ -60,6 +60,18 @@ def test_every_learner_updates_saves_and_acts_greedily(name):
         assert learner.act(batch.obs).actions.shape == (8,)
 
 
+@pytest.mark.parametrize("name", list(ALGORITHMS))
+def test_frozen_greedy_policy_ignores_later_updates(name):
+    obs_space, action_space, batch = spaces_and_batch(name, np.random.default_rng(1))
+    learner = build_learner(name, obs_space, action_space, algorithm(name).config(), seed=0)
+    live, frozen = learner.greedy_policy(), learner.greedy_policy(frozen=True)
+    before = frozen.scores(batch.obs)
+    for _ in range(3):
+        learner.update(batch)
+    np.testing.assert_array_equal(frozen.scores(batch.obs), before)
+    assert not np.array_equal(live.scores(batch.obs), before)
+
+
 def test_registry_entries():
     assert list(ALGORITHMS) == ["dqn", "myopic", "cql", "bandit", "bc", "tabular_q"]
     assert algorithm("tabular_q").loop == "online" and not algorithm("tabular_q").offline

@@ -70,9 +70,10 @@ class BCAgent:
         self.greedy = GreedyQPolicy(self.q_net, self.n_actions)
         self.updates = 0  # gradient steps taken
 
-    def greedy_policy(self) -> GreedyQPolicy:
-        """The most likely logged action among the allowed ones (propensity 1)."""
-        return self.greedy
+    def greedy_policy(self, frozen: bool = False) -> GreedyQPolicy:
+        """The most likely logged action among the allowed ones (propensity 1): a live view
+        of the network, or with `frozen` a snapshot that later updates leave alone."""
+        return self.greedy.freeze() if frozen else self.greedy
 
     def update(self, batch: ReplayBatch) -> dict[str, float]:
         """One gradient step on `batch`: the loss and the mean logit of the logged actions."""
