@@ -121,8 +121,9 @@ def test_exact_duplicates_are_bad_rows_and_repeats_are_not(tmp_path, capsys):
     path = write(tmp_path / "dup.csv", lines)
     with pytest.raises(LogError) as err:
         load_log(path)
-    assert (f"{path}: 2 bad row(s):\n  {path}:301: exact duplicate of line 11\n"
-            f"  {path}:302: exact duplicate of line 11") in str(err.value)
+    assert (f"{path}: 2 bad row(s): {path}:301: exact duplicate of line 11; "
+            f"{path}:302: exact duplicate of line 11;") in str(err.value)
+    assert "\n" not in str(err.value)
     log = load_log(path, on_bad_rows="skip")
     assert "dropped 2 bad row(s)" in capsys.readouterr().err
     assert log.frame.height == 300 + 3  # one copy of line 11 and both repeats of 1003

@@ -265,12 +265,11 @@ def handle_bad_rows(bad: pl.DataFrame, on_bad_rows: str, what: str) -> pl.DataFr
     """
     bad = bad.sort("file", "line")
     if bad.height and on_bad_rows == "error":
-        listed = "\n".join(f"  {r['file']}:{r['line']}: {r['reason']}"
+        listed = "; ".join(f"{r['file']}:{r['line']}: {r['reason']}"
                            for r in bad.head(SHOW_FIRST).iter_rows(named=True))
         more = f" (first {SHOW_FIRST} shown)" if bad.height > SHOW_FIRST else ""
-        raise LogError(f"{what}: {bad.height} bad row(s){more}:\n{listed}\n"
-                       "  pass on_bad_rows='skip' or 'report' (CLI: --on-bad-rows) "
-                       "to drop them")
+        raise LogError(f"{what}: {bad.height} bad row(s){more}: {listed}; pass "
+                       "on_bad_rows='skip' or 'report' (CLI: --on-bad-rows) to drop them")
     if on_bad_rows == "report":
         for row in bad.iter_rows(named=True):
             print(f"{row['file']}:{row['line']}: {row['reason']}", file=sys.stderr)
