@@ -79,9 +79,9 @@ class LiveStreamEnv(gym.Env):
     ## Action Space
 
     `Discrete(n_candidates)` (`slate_size == 1`) or `SlateSpace`, a
-    `MultiDiscrete([n_candidates] * slate_size)` of distinct candidates, ranks in order. The action must be an
-    integer (a numpy or Python int; floats, bools, strings and NaN are refused), and a
-    slate must not repeat a candidate. A masked, out-of-range or repeated candidate
+    `MultiDiscrete([n_candidates] * slate_size)` of distinct candidates, ranks in order.
+    Actions must be integers (numpy or Python ints; floats, bools, strings and NaN are
+    refused), and a slate must not repeat a candidate. A masked, out-of-range or repeated candidate
     raises `InvalidActionError` unless `invalid_action="empty"`, which leaves that rank
     empty.
 
@@ -225,11 +225,11 @@ class LiveStreamVectorEnv(gym.vector.VectorEnv):
     def __init__(self, num_envs: int = 1, config: LiveStreamConfig | dict | None = None,
                  **overrides: Any):
         self.config = make_config(config, overrides)
+        self.core = LiveStreamCore(self.config, num_envs)  # refuses sizes that cannot fit
         self.num_envs = n_envs = num_envs
         self.single_observation_space, self.single_action_space = spaces_for(self.config)
         self.observation_space = batch_space(self.single_observation_space, n_envs)
         self.action_space = batch_space(self.single_action_space, n_envs)
-        self.core = LiveStreamCore(self.config, n_envs)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)

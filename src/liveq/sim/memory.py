@@ -25,12 +25,13 @@ def streamer_bytes(cfg: LiveStreamConfig) -> int:
 
 
 def session_bytes(cfg: LiveStreamConfig) -> int:
-    """Bytes per session: viewer state, candidate ids and the float32 observation."""
+    """Bytes per session: viewer state, candidate ids, the float32 observation, and the
+    vector env's observation-space bounds (low and high, one row per session each)."""
     d, k = cfg.topic_dim, cfg.n_candidates
     state = 12 * d + 4 * cfg.max_follows + 8 * cfg.history_slots + 53
     observation = 4 * viewer_width(d) + 4 * k * len(CANDIDATE_FEATURES) + k
     gathered = 4 * k * (d + len(STREAMER_STATS) + 3)  # streamer rows and pair facts
-    return state + 4 * k + observation + gathered
+    return state + 4 * k + 3 * observation + gathered
 
 
 def available_bytes() -> int | None:
