@@ -9,6 +9,7 @@ Each simulator core owns one `RowPool`; nothing is shared across the process.
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -30,6 +31,8 @@ class RowPool:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self.workers,
                                             thread_name_prefix="liveq-sim")
+            # An owner dropped without close() still lets the threads go.
+            weakref.finalize(self, self._pool.shutdown, wait=False)
         step = -(-n_rows // self.workers)
         chunks = [slice(lo, min(lo + step, n_rows)) for lo in range(0, n_rows, step)]
         for done in [self._pool.submit(fill, rows) for rows in chunks]:

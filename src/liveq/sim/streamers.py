@@ -28,7 +28,12 @@ def load_array_state(obj: object, state: dict[str, np.ndarray]) -> None:
         setattr(obj, key, np.array(value, dtype=getattr(obj, key).dtype))
 
 
+BORN_LONG_AGO = -10**6
+"""Birth tick of the first catalogue: far enough back that none of them counts as new."""
+
+
 def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (a zero row stays zero instead of dividing by zero)."""
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-8)
 
 
@@ -53,7 +58,7 @@ class Streamers:
         self.live = np.zeros(n, dtype=bool)
         self.minutes_live = np.zeros(n, dtype=np.int64)
         self.viewers = np.zeros(n, dtype=np.float32)
-        self.spawn(np.arange(n), rng, tick=-10**6)
+        self.spawn(np.arange(n), rng, tick=BORN_LONG_AGO)
 
     def spawn(self, slots: np.ndarray, rng: np.random.Generator, tick: int) -> None:
         """Fill `slots` with brand-new streamers (no history)."""
