@@ -191,3 +191,16 @@ def test_nested_config_errors_name_the_path():
         LiveStreamEnv(viewer_traits={"veteran_picks": 30})
     with pytest.raises(ConfigError, match="sim_threads must be at least 1"):
         LiveStreamEnv(sim_threads=0)
+    with pytest.raises(ConfigError, match="organic_audience must be positive"):
+        LiveStreamEnv(organic_audience=0.0)
+
+
+def test_behaviour_constants_are_config_fields_that_change_the_world():
+    from liveq.core.config import from_dict, to_dict
+    cfg = LiveStreamConfig()
+    assert from_dict(LiveStreamConfig, to_dict(cfg)) == cfg
+    base = _candidates_after(LiveStreamVectorEnv(8, **SMALL), [1])
+    for change in ({"watch_slope": 1.0}, {"streamer_traits": {"quality_sd": 1.5}},
+                   {"viewer_traits": {"veteran_picks": 1}}):
+        other = _candidates_after(LiveStreamVectorEnv(8, **SMALL, **change), [1])
+        assert not np.array_equal(base, other), change

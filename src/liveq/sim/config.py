@@ -267,7 +267,7 @@ class LiveStreamConfig:
         require(0 <= self.prime_time_hour < 24,
                 f"prime_time_hour must be in [0, 24), got {self.prime_time_hour}")
         for name in ("step_minutes", "mean_stream_hours", "patience_max", "cold_start_prior",
-                     "prime_time_spread_hours", "return_minutes_unit"):
+                     "prime_time_spread_hours", "return_minutes_unit", "organic_audience"):
             require(getattr(self, name) > 0, f"{name} must be positive, got "
                     f"{getattr(self, name)}")
         require(0 < self.position_decay <= 1,
@@ -275,9 +275,8 @@ class LiveStreamConfig:
         require(0 <= self.patience_min <= self.patience_max <= self.patience_cap,
                 "patience must satisfy 0 <= patience_min <= patience_max <= patience_cap")
         for name in ("followed_slots", "trending_slots", "step_cost", "no_click_cost",
-                     "disappointment",
-                     "organic_impressions", "warmup_hours",
-                     "organic_audience", "gift_rate", "comment_rate", "watch_slope"):
+                     "disappointment", "organic_impressions", "warmup_hours", "gift_rate",
+                     "comment_rate", "watch_slope"):
             require(getattr(self, name) >= 0, f"{name} must be non-negative, got "
                     f"{getattr(self, name)}")
 
