@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+from liveq.core.errors import ConfigError, InvalidActionError
 from liveq.sim.chain import CHAIN_ID, LEFT, RIGHT, ChainEnv, chain_optimal_q, register_chain
 
 
@@ -74,15 +75,16 @@ def test_one_hot_observation():
 
 @pytest.mark.parametrize("kwargs", [{"n_states": 1}, {"slip": 1.5}, {"max_steps": 0}])
 def test_rejects_bad_arguments(kwargs):
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match=next(iter(kwargs))):
         ChainEnv(**kwargs)
 
 
-def test_rejects_bad_action():
+@pytest.mark.parametrize("action", [2, -1, 1.5, 1.0, True, np.nan, "1"])
+def test_rejects_bad_action(action):
     env = ChainEnv()
     env.reset(seed=0)
-    with pytest.raises(ValueError, match="action"):
-        env.step(2)
+    with pytest.raises(InvalidActionError, match="action must be 0"):
+        env.step(action)
 
 
 def test_optimal_q_n3_by_hand():

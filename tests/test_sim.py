@@ -38,6 +38,8 @@ def rollout(env, steps, seed):
         scores = np.where(obs["mask"].astype(bool), rng.random(obs["mask"].shape), -1)
         obs, reward, term, trunc, _ = env.step(np.argmax(scores, axis=-1))
         trace.append((obs["candidates"].copy(), np.copy(reward), np.copy(term), np.copy(trunc)))
+        if isinstance(env, LiveStreamEnv) and (term or trunc):
+            obs, _ = env.reset()
     return trace
 
 
