@@ -204,3 +204,14 @@ def test_behaviour_constants_are_config_fields_that_change_the_world():
                    {"viewer_traits": {"veteran_picks": 1}}):
         other = _candidates_after(LiveStreamVectorEnv(8, **SMALL, **change), [1])
         assert not np.array_equal(base, other), change
+
+
+def test_a_warm_up_that_would_never_finish_is_refused():
+    from liveq.core.config import from_dict
+    from liveq.core.errors import ConfigError
+    from liveq.sim.config import LiveStreamConfig
+
+    with pytest.raises(ConfigError, match=r"warmup_hours 1e\+09 .* warm-up steps, more than"):
+        from_dict(LiveStreamConfig, {"warmup_hours": 1e9})
+    with pytest.raises(ConfigError, match="raise step_minutes"):
+        from_dict(LiveStreamConfig, {"step_minutes": 1e-6})

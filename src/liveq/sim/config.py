@@ -16,6 +16,11 @@ from typing import Any, Literal
 from liveq.core.config import require
 from liveq.core.errors import ConfigError
 
+MAX_WARMUP_STEPS = 100_000
+"""Most warm-up steps a config may ask for: a year of 10-minute steps is 52,560, and every
+step simulates the catalogue's outside traffic, so a larger warm-up only stalls `reset`
+(`warmup_hours: 1e9` would never finish)."""
+
 
 @dataclass(kw_only=True)
 class RewardWeights:
@@ -279,6 +284,12 @@ class LiveStreamConfig:
                      "comment_rate", "watch_slope"):
             require(getattr(self, name) >= 0, f"{name} must be non-negative, got "
                     f"{getattr(self, name)}")
+        warmup_steps = self.warmup_hours * 60 / self.step_minutes
+        require(warmup_steps <= MAX_WARMUP_STEPS,
+                f"warmup_hours {self.warmup_hours:g} at step_minutes {self.step_minutes:g} "
+                f"is {warmup_steps:.3g} warm-up steps, more than {MAX_WARMUP_STEPS:,} (each "
+                "step simulates the whole catalogue's outside traffic before the first "
+                "session); lower warmup_hours or raise step_minutes")
 
 
 def require_finite(config: Any, path: str = "") -> None:

@@ -1,7 +1,9 @@
 """Deep Q-learning (Mnih et al. 2015) with double Q-learning (van Hasselt et al. 2016).
 
-Acting and learning are separate: `DQNAgent.act` is the epsilon-greedy behaviour policy,
-`DQNAgent.greedy_policy()` the deterministic policy for evaluation and serving, and
+Acting and learning are separate: `DQNAgent.act` is the behaviour policy
+(`liveq.policies.explore.EpsilonGreedy` around the greedy Q policy),
+`DQNAgent.greedy_policy()` the deterministic policy for evaluation and serving (a live
+view, or with `frozen=True` a snapshot later updates leave alone), and
 `DQNAgent.update(batch)` one gradient step on a replay batch:
 
     a*  = argmax_a' Q_online(s', a')         (double)   or   argmax_a' Q_target(s', a')
@@ -12,29 +14,26 @@ Only real terminations cut the bootstrap; truncated episodes still bootstrap. Ma
 candidates (`obs["mask"] == 0`) are never chosen, neither by the policy nor inside the
 target's argmax, and a next state with no valid candidate contributes 0. `gamma = 0`
 gives the myopic baseline: the same network regressed on the immediate reward.
-`cql_alpha > 0` adds the conservative penalty `cql_alpha * mean(logsumexp_a Q(s, a) -
-Q(s, a_logged))` over the valid actions (`liveq.algos.offline_loss`), for training
-offline from a replay buffer filled with logged transitions; with `td_weight = 0` only
-that term is left, which is behaviour cloning (the cross-entropy of the logged action
-under a softmax of the Q-values).
+Learners that change the objective override `loss` (`liveq.algos.cql` adds the
+conservative penalty); `liveq.algos.bc` reuses the network helpers below.
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, NamedTuple
 
 import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from liveq.algos.offline_loss import cql_penalty
-from liveq.buffers.replay import ReplayBatch
+from liveq.buffers.replay import ReplayBatch, ReplaySchedule
 from liveq.core.config import ConfigError, require
-from liveq.nets.q_networks import make_q_network, masked_q, obs_to_tensor
-from liveq.policies.base import Action, Obs, action_mask, masked_uniform, top_k_slate
+from liveq.nets.q_networks import load_weights, make_q_network, masked_q, obs_to_tensor
+from liveq.policies.base import Action, GreedyPolicy, Obs, action_mask
+from liveq.policies.explore import EpsilonGreedy, linear_schedule
 
 
 @dataclass(kw_only=True)
@@ -65,11 +64,6 @@ class DQNConfig:
     """Huber (smooth L1) loss instead of squared error."""
     max_grad_norm: float = 10.0
     """Clip the gradient's global norm to this; 0 disables clipping."""
-    cql_alpha: float = 0.0
-    """Weight of the conservative (CQL) penalty over the valid candidates of each sampled
-    state, for learning offline from a filled replay buffer; 0 = plain DQN."""
-    td_weight: float = 1.0
-    """Weight of the TD loss; 0 with cql_alpha > 0 leaves behaviour cloning alone."""
     epsilon_start: float = 1.0
     """Exploration rate at the first step."""
     epsilon_end: float = 0.05
@@ -90,10 +84,6 @@ class DQNConfig:
                 f"{self.learning_starts}")
         require(0.0 < self.tau <= 1.0, f"tau must be in (0, 1], got {self.tau}")
         require(self.max_grad_norm >= 0, f"max_grad_norm must be >= 0, got {self.max_grad_norm}")
-        require(self.cql_alpha >= 0, f"cql_alpha must be >= 0, got {self.cql_alpha}")
-        require(self.td_weight >= 0, f"td_weight must be >= 0, got {self.td_weight}")
-        require(self.td_weight > 0 or self.cql_alpha > 0,
-                "td_weight and cql_alpha cannot both be 0 (nothing left to learn)")
         for name in ("epsilon_start", "epsilon_end", "epsilon_fraction"):
             value = getattr(self, name)
             require(0.0 <= value <= 1.0, f"{name} must be in [0, 1], got {value}")
@@ -101,21 +91,24 @@ class DQNConfig:
                 f"hidden_sizes must be a non-empty list of positive widths, got "
                 f"{self.hidden_sizes}")
 
-
-def linear_epsilon(step: int, total_steps: int, start: float, end: float,
-                   fraction: float) -> float:
-    """Epsilon decaying linearly from `start` to `end` over `fraction * total_steps` steps."""
-    duration = fraction * total_steps
-    if duration <= 0:
-        return end
-    return start + (end - start) * min(step / duration, 1.0)
+    def replay_schedule(self) -> ReplaySchedule:
+        return ReplaySchedule(batch_size=self.batch_size, buffer_size=self.buffer_size,
+                              learning_starts=self.learning_starts, train_freq=self.train_freq,
+                              gradient_steps=self.gradient_steps)
 
 
-def epsilon_greedy_propensities(actions: np.ndarray, greedy: np.ndarray, n_valid: np.ndarray,
-                                epsilon: float) -> np.ndarray:
-    """P(action) when exploring uniformly over the `n_valid` allowed actions with prob epsilon."""
-    share = epsilon / np.maximum(n_valid, 1)
-    return np.where(actions == greedy, 1.0 - epsilon + share, share).astype(np.float64)
+@dataclass(kw_only=True)
+class MyopicConfig(DQNConfig):
+    """DQN with gamma 0: the same network regressed on the immediate reward."""
+
+    PINNED: ClassVar[dict[str, float]] = {"gamma": 0.0}
+    gamma: float = 0.0
+    """Always 0: the myopic baseline values only the immediate reward."""
+
+    def validate(self) -> None:
+        super().validate()
+        require(self.gamma == 0.0, f"gamma must be 0 for the myopic baseline, got "
+                f"{self.gamma} (use agent name dqn to discount later rewards)")
 
 
 def td_target(rewards: torch.Tensor, terminated: torch.Tensor, gamma: float,
@@ -135,30 +128,80 @@ def td_target(rewards: torch.Tensor, terminated: torch.Tensor, gamma: float,
     return rewards + gamma * (1.0 - terminated) * next_value
 
 
-class GreedyQPolicy:
-    """Deterministic argmax over allowed actions of a Q-network (a live view, not a copy)."""
+class QBatch(NamedTuple):
+    """A `ReplayBatch` as tensors; the masks are None for observations without one."""
+
+    obs: torch.Tensor | dict[str, torch.Tensor]
+    actions: torch.Tensor  # (batch,) int64
+    rewards: torch.Tensor  # (batch,) float32
+    next_obs: torch.Tensor | dict[str, torch.Tensor]
+    terminated: torch.Tensor  # (batch,) float32
+    mask: torch.Tensor | None  # (batch, n_actions) bool
+    next_mask: torch.Tensor | None
+
+
+def to_q_batch(batch: ReplayBatch) -> QBatch:
+    obs, next_obs = obs_to_tensor(batch.obs), obs_to_tensor(batch.next_obs)
+    return QBatch(obs, torch.as_tensor(batch.actions).long(),
+                  torch.as_tensor(batch.rewards, dtype=torch.float32), next_obs,
+                  torch.as_tensor(batch.terminated, dtype=torch.float32),
+                  obs.get("mask") if isinstance(obs, dict) else None,
+                  next_obs.get("mask") if isinstance(next_obs, dict) else None)
+
+
+def taken_q(q_values: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """`q_values[i, actions[i]]`, shape (batch,)."""
+    return q_values.gather(1, actions.unsqueeze(1)).squeeze(1)
+
+
+def seeded_q_network(obs_space: gym.Space, n_actions: int, hidden_sizes: list[int],
+                     seed: np.random.SeedSequence) -> torch.nn.Module:
+    """The Q-network for these spaces, initialised from `seed` without touching torch's
+    global generator."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed.generate_state(1)[0]))
+        return make_q_network(obs_space, n_actions, hidden_sizes)
+
+
+def gradient_step(optimizer: torch.optim.Optimizer, params: Any, loss: torch.Tensor,
+                  max_grad_norm: float) -> None:
+    """Backpropagate `loss`, clip the global gradient norm (0 = no clipping), step."""
+    optimizer.zero_grad()
+    loss.backward()
+    if max_grad_norm > 0:
+        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    optimizer.step()
+
+
+class GreedyQPolicy(GreedyPolicy):
+    """Deterministic argmax over allowed actions of a Q-network (a live view of `q_net`;
+    `freeze()` gives a snapshot)."""
 
     def __init__(self, q_net: torch.nn.Module, n_actions: int):
         self.q_net = q_net
         self.n_actions = n_actions
 
-    def scores(self, obs: Obs, mask: np.ndarray) -> np.ndarray:
+    def allowed(self, obs: Obs, mask: np.ndarray | None = None) -> np.ndarray:
+        return action_mask(obs, mask, self.n_actions)
+
+    def scores(self, obs: Obs, mask: np.ndarray | None = None) -> np.ndarray:
         """Q-values (n_envs, n_actions), -inf where not allowed."""
         with torch.no_grad():
             q_values = self.q_net(obs_to_tensor(obs)).numpy()
-        return np.where(mask, q_values, -np.inf)
+        return np.where(self.allowed(obs, mask), q_values, -np.inf)
 
-    def act(self, obs: Obs, mask: np.ndarray | None = None) -> Action:
-        allowed = action_mask(obs, mask, self.n_actions)
-        return top_k_slate(self.scores(obs, allowed), 1)
+    def freeze(self) -> GreedyQPolicy:
+        """A copy acting on a deep copy of the network, untouched by later updates."""
+        return GreedyQPolicy(copy.deepcopy(self.q_net).requires_grad_(False), self.n_actions)
 
 
-def _check_spaces(obs_space: gym.Space, action_space: gym.Space) -> int:
+def discrete_actions(action_space: gym.Space, algorithm: str = "DQN") -> int:
+    """The number of actions of a Discrete space; slates and other spaces are refused."""
     if isinstance(action_space, gym.spaces.MultiDiscrete):
-        raise ConfigError("DQN recommends one item per step; ranked slates (MultiDiscrete "
-                          "actions) need SlateQ, which is not available yet")
+        raise ConfigError(f"{algorithm} recommends one item per step; ranked slates "
+                          "(MultiDiscrete actions) need SlateQ, which is not available yet")
     if not isinstance(action_space, gym.spaces.Discrete):
-        raise ConfigError(f"DQN needs a Discrete action space, got {action_space}")
+        raise ConfigError(f"{algorithm} needs a Discrete action space, got {action_space}")
     return int(action_space.n)
 
 
@@ -168,70 +211,66 @@ class DQNAgent:
     def __init__(self, obs_space: gym.Space, action_space: gym.Space, config: DQNConfig,
                  seed: int | np.random.SeedSequence):
         self.config = config
-        self.n_actions = _check_spaces(obs_space, action_space)
+        self.n_actions = discrete_actions(action_space)
         seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
         init_seq, act_seq = seq.spawn(2)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(init_seq.generate_state(1)[0]))
-            self.q_net = make_q_network(obs_space, self.n_actions, config.hidden_sizes)
+        self.q_net = seeded_q_network(obs_space, self.n_actions, config.hidden_sizes, init_seq)
         self.target_net = copy.deepcopy(self.q_net).requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=config.lr)
         self.rng = np.random.default_rng(act_seq)
         self.greedy = GreedyQPolicy(self.q_net, self.n_actions)
-        self.epsilon = config.epsilon_start
+        self.behaviour = EpsilonGreedy(self.greedy, config.epsilon_start, self.rng)
         self.updates = 0  # gradient steps taken
+
+    @property
+    def epsilon(self) -> float:
+        """The behaviour policy's current exploration rate."""
+        return self.behaviour.epsilon
+
+    @epsilon.setter
+    def epsilon(self, value: float) -> None:
+        self.behaviour.epsilon = value
 
     def set_progress(self, env_steps: int, total_env_steps: int) -> float:
         """Move epsilon along its schedule; returns the new epsilon."""
         c = self.config
-        self.epsilon = linear_epsilon(env_steps, total_env_steps, c.epsilon_start,
-                                      c.epsilon_end, c.epsilon_fraction)
+        self.epsilon = linear_schedule(env_steps, c.epsilon_start, c.epsilon_end,
+                                       c.epsilon_fraction * total_env_steps)
         return self.epsilon
 
     def act(self, obs: Obs, mask: np.ndarray | None = None) -> Action:
         """Epsilon-greedy over allowed actions, with each chosen action's propensity."""
-        allowed = action_mask(obs, mask, self.n_actions)  # (n_envs, n_actions)
-        greedy = top_k_slate(self.greedy.scores(obs, allowed), 1).actions
-        explore = self.rng.random(len(greedy)) < self.epsilon
-        random_actions = masked_uniform(allowed, 1, self.rng).actions
-        actions = np.where(explore, random_actions, greedy)
-        n_valid = allowed.sum(axis=1)
-        return Action(actions, epsilon_greedy_propensities(actions, greedy, n_valid,
-                                                           self.epsilon))
+        return self.behaviour.act(obs, mask)
 
-    def greedy_policy(self) -> GreedyQPolicy:
-        """The deterministic policy (propensity 1) for evaluation; follows later updates."""
-        return self.greedy
+    def greedy_policy(self, frozen: bool = False) -> GreedyQPolicy:
+        """The deterministic policy (propensity 1) for evaluation and serving: a live view
+        that follows later updates, or with `frozen` a snapshot of the network now."""
+        return self.greedy.freeze() if frozen else self.greedy
+
+    @property
+    def replay_schedule(self) -> ReplaySchedule:
+        """When the off-policy loop samples replay for this learner."""
+        return self.config.replay_schedule()
 
     def update(self, batch: ReplayBatch) -> dict[str, float]:
         """One gradient step on `batch`; returns the loss and the mean Q of taken actions."""
-        c = self.config
-        obs, next_obs = obs_to_tensor(batch.obs), obs_to_tensor(batch.next_obs)
-        actions = torch.as_tensor(batch.actions).long().unsqueeze(1)  # (batch, 1)
-        rewards = torch.as_tensor(batch.rewards, dtype=torch.float32)
-        terminated = torch.as_tensor(batch.terminated, dtype=torch.float32)
-        next_mask = next_obs.get("mask") if isinstance(next_obs, dict) else None
-        with torch.no_grad():
-            next_q_online = self.q_net(next_obs) if c.double else None
-            target = td_target(rewards, terminated, c.gamma, self.target_net(next_obs),
-                               next_q_online, next_mask)
-        q_values = self.q_net(obs)  # (batch, n_actions)
-        q_taken = q_values.gather(1, actions).squeeze(1)  # (batch,)
-        loss_fn = F.smooth_l1_loss if c.huber else F.mse_loss
-        loss = loss_fn(q_taken, target)
-        if c.td_weight != 1.0:
-            loss = c.td_weight * loss
-        if c.cql_alpha > 0:
-            mask = obs.get("mask") if isinstance(obs, dict) else None
-            loss = loss + c.cql_alpha * cql_penalty(q_values, mask, actions.squeeze(1))
-        self.optimizer.zero_grad()
-        loss.backward()
-        if c.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(self.q_net.parameters(), c.max_grad_norm)
-        self.optimizer.step()
+        b = to_q_batch(batch)
+        loss, stats = self.loss(self.q_net(b.obs), b)  # q_net(obs): (batch, n_actions)
+        gradient_step(self.optimizer, self.q_net.parameters(), loss, self.config.max_grad_norm)
         self.updates += 1
         self._update_target()
-        return {"loss": loss.item(), "q_mean": q_taken.mean().item()}
+        return stats
+
+    def loss(self, q_values: torch.Tensor, b: QBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        """The TD loss of `q_values` (batch, n_actions) against the (double) DQN target."""
+        c = self.config
+        with torch.no_grad():
+            next_q_online = self.q_net(b.next_obs) if c.double else None
+            target = td_target(b.rewards, b.terminated, c.gamma, self.target_net(b.next_obs),
+                               next_q_online, b.next_mask)
+        q_taken = taken_q(q_values, b.actions)  # (batch,)
+        loss = (F.smooth_l1_loss if c.huber else F.mse_loss)(q_taken, target)
+        return loss, {"loss": loss.item(), "q_mean": q_taken.mean().item()}
 
     def _update_target(self) -> None:
         c = self.config
@@ -256,8 +295,9 @@ class DQNAgent:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.q_net.load_state_dict(state["q_net"])
-        self.target_net.load_state_dict(state["target_net"])
+        """Restore `state_dict()`; a network of other shapes is a `CheckpointError`."""
+        load_weights(self.q_net, state["q_net"], "q_net")
+        load_weights(self.target_net, state["target_net"], "target_net")
         self.optimizer.load_state_dict(state["optimizer"])
         self.updates = int(state["updates"])
         self.epsilon = float(state["epsilon"])

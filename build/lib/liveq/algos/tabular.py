@@ -6,19 +6,28 @@ The update, for a transition `(s, a, r, s')`:
 
 Only `terminated` stops the bootstrap; a truncated episode (time limit) still bootstraps
 from `s'`, because the state itself has a future. Acting is epsilon-greedy with exact
-propensities; the epsilon schedule is linear from `epsilon_start` to `epsilon_end`.
+propensities (`liveq.policies.explore.EpsilonGreedy` around the greedy table policy, the
+same wrapper DQN uses); the epsilon schedule is linear from `epsilon_start` to
+`epsilon_end` (`linear_schedule`). The greedy action among tied Q-values is the lowest
+index, as everywhere in liveq, so the greedy mass is not split between ties: with the
+table at zero the greedy choice is action 0 and exploration comes from epsilon alone.
+The training loop (`liveq.train`, loop kind "online") updates the table after every
+vector step from that step's transitions.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from liveq.core.config import require
-from liveq.policies.base import Action, action_mask
+from liveq.buffers.replay import ReplayBatch
+from liveq.core.config import ConfigError, require
+from liveq.core.errors import CheckpointError
+from liveq.policies.base import Action, GreedyPolicy
+from liveq.policies.explore import EpsilonGreedy, linear_schedule
 
 
 @dataclass(kw_only=True)
@@ -46,13 +55,6 @@ class QLearningConfig:
                 f"epsilon_decay_steps must be >= 0, got {self.epsilon_decay_steps}")
 
 
-def linear_epsilon(step: int, start: float, end: float, decay_steps: int) -> float:
-    """Epsilon at `step`: linear from `start` (step 0) to `end` (step `decay_steps` on)."""
-    if step >= decay_steps:
-        return end
-    return start + (end - start) * step / decay_steps
-
-
 def q_learning_target(q: np.ndarray, r: Any, s_next: Any, terminated: Any,
                       gamma: float) -> Any:
     """`r + gamma (1 - terminated) max_a' q[s_next, a']`; scalars or `(batch,)` arrays."""
@@ -70,25 +72,42 @@ def q_learning_update(q: np.ndarray, s: Any, a: Any, r: Any, s_next: Any, termin
     return q[s, a] + alpha * (target - q[s, a])
 
 
-def epsilon_greedy_probs(q_rows: np.ndarray, mask: np.ndarray, epsilon: float) -> np.ndarray:
-    """Action probabilities `(batch, n_actions)` of epsilon-greedy over allowed actions.
+def integer_states(obs: Any, n_states: int) -> np.ndarray:
+    """`(n_envs,)` int64 state indices, checked to be integers in `[0, n_states)`."""
+    states = np.asarray(obs)
+    if states.ndim != 1 or not np.issubdtype(states.dtype, np.integer):
+        raise ValueError("tabular agents take a 1-D batch of integer states, got "
+                         f"shape {states.shape} dtype {states.dtype}")
+    if states.size and (states.min() < 0 or states.max() >= n_states):
+        raise ValueError(f"states must be in [0, {n_states}), got {states}")
+    return states.astype(np.int64)
 
-    Epsilon is spread evenly over the allowed actions; the rest goes to the greedy ones,
-    split evenly among tied maxima. Disallowed actions get probability 0.
+
+class GreedyTablePolicy(GreedyPolicy):
+    """Argmax over allowed actions of a Q-table row; observations are integer states.
+
+    Holds the table itself (a live view: the agent updates it in place) or a copy.
     """
-    if not mask.any(axis=1).all():
-        raise ValueError("every row of the action mask must allow at least one action")
-    masked = np.where(mask, q_rows, -np.inf)
-    best = mask & (masked == masked.max(axis=1, keepdims=True))
-    explore = mask / mask.sum(axis=1, keepdims=True)
-    exploit = best / best.sum(axis=1, keepdims=True)
-    return epsilon * explore + (1.0 - epsilon) * exploit
+
+    def __init__(self, q: np.ndarray):
+        self.q = q  # (n_states, n_actions)
+
+    def allowed(self, obs: Any, mask: np.ndarray | None = None) -> np.ndarray:
+        n_envs = len(integer_states(obs, self.q.shape[0]))
+        if mask is None:
+            return np.ones((n_envs, self.q.shape[1]), dtype=bool)
+        return np.asarray(mask, dtype=bool)
+
+    def scores(self, obs: Any, mask: np.ndarray | None = None) -> np.ndarray:
+        """Q-values `(n_envs, n_actions)` of the states, -inf where not allowed."""
+        rows = self.q[integer_states(obs, self.q.shape[0])]
+        return np.where(self.allowed(obs, mask), rows, -np.inf)
 
 
 class TabularQAgent:
     """A Q-table `(n_states, n_actions)` that acts epsilon-greedily and learns by Q-learning.
 
-    `epsilon` is set from outside (see `linear_epsilon`); acting never changes the table.
+    `epsilon` follows `set_progress` (see `linear_schedule`); acting never changes the table.
     """
 
     def __init__(self, n_states: int, n_actions: int, config: QLearningConfig,
@@ -96,66 +115,81 @@ class TabularQAgent:
         config.validate()
         self.config = config
         self.q = np.zeros((n_states, n_actions))
-        self.epsilon = config.epsilon_start
         self.rng = np.random.default_rng(seed)
+        self.greedy = GreedyTablePolicy(self.q)
+        self.behaviour = EpsilonGreedy(self.greedy, config.epsilon_start, self.rng)
+        self.updates = 0  # update() calls
+
+    @property
+    def epsilon(self) -> float:
+        """The behaviour policy's current exploration rate."""
+        return self.behaviour.epsilon
+
+    @epsilon.setter
+    def epsilon(self, value: float) -> None:
+        self.behaviour.epsilon = value
+
+    def set_progress(self, env_steps: int, total_env_steps: int) -> float:
+        """Move epsilon along its schedule (`epsilon_decay_steps` env steps); returns it."""
+        c = self.config
+        self.epsilon = linear_schedule(env_steps, c.epsilon_start, c.epsilon_end,
+                                       c.epsilon_decay_steps)
+        return self.epsilon
 
     def act(self, obs: np.ndarray, mask: np.ndarray | None = None) -> Action:
         """Epsilon-greedy actions `(n_envs,)` for integer states `obs` `(n_envs,)`."""
-        states = self._states(obs)
-        mask = action_mask(states, mask, self.q.shape[1])
-        probs = epsilon_greedy_probs(self.q[states], mask, self.epsilon)
-        cumulative = np.cumsum(probs, axis=1)
-        draws = self.rng.random((len(states), 1)) * cumulative[:, -1:]
-        actions = np.minimum((draws >= cumulative).sum(axis=1), probs.shape[1] - 1)
-        propensities = probs[np.arange(len(states)), actions]
-        return Action(actions.astype(np.int64), propensities)
+        return self.behaviour.act(obs, mask)
 
-    def update(self, s: np.ndarray, a: np.ndarray, r: np.ndarray, s_next: np.ndarray,
-               terminated: np.ndarray) -> None:
-        """One synchronous Q-learning step from a batch of transitions, each `(batch,)`.
+    def update(self, batch: ReplayBatch) -> dict[str, float]:
+        """One synchronous Q-learning step from a batch of transitions (integer states).
 
         All targets are computed from the table as it was before the batch (as if the
         transitions came from parallel envs at the same moment). A pair `(s, a)` that
         appears k times moves once, by `alpha`, towards the mean of its k targets, so the
         result does not depend on the order of the batch. A batch of one is exactly the
-        classic sequential update.
+        classic sequential update. Returns the mean absolute TD error before the step.
         """
-        s, a = self._states(s), self._actions(a)
-        targets = q_learning_target(self.q, np.asarray(r, dtype=np.float64),
-                                    self._states(s_next), terminated, self.config.gamma)
+        s, a = self._states(batch.obs), self._actions(batch.actions)
+        targets = q_learning_target(self.q, np.asarray(batch.rewards, dtype=np.float64),
+                                    self._states(batch.next_obs), batch.terminated,
+                                    self.config.gamma)
         flat = s * self.q.shape[1] + a
         counts = np.bincount(flat, minlength=self.q.size)
         sums = np.bincount(flat, weights=targets, minlength=self.q.size)
         touched = counts > 0
         step = np.zeros(self.q.size)
         step[touched] = sums[touched] / counts[touched] - self.q.reshape(-1)[touched]
+        td_error = float(np.mean(np.abs(targets - self.q[s, a])))
         self.q += self.config.alpha * step.reshape(self.q.shape)
+        self.updates += 1
+        return {"td_error": td_error}
 
-    def greedy_policy(self) -> np.ndarray:
+    def greedy_policy(self, frozen: bool = False) -> GreedyTablePolicy:
+        """The greedy policy (ties: lowest action index): a live view of the table, or
+        with `frozen` a snapshot later updates leave alone."""
+        return GreedyTablePolicy(self.q.copy()) if frozen else self.greedy
+
+    def greedy_actions(self) -> np.ndarray:
         """Greedy action per state `(n_states,)`; ties go to the lowest action index."""
         return np.argmax(self.q, axis=1)
 
     def state_dict(self) -> dict[str, Any]:
         """Copy of the table, current epsilon and RNG state: enough to resume exactly."""
-        return {"q": self.q.copy(), "epsilon": self.epsilon,
+        return {"q": self.q.copy(), "epsilon": self.epsilon, "updates": self.updates,
                 "rng": self.rng.bit_generator.state}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         q = np.asarray(state["q"], dtype=np.float64)
         if q.shape != self.q.shape:
-            raise ValueError(f"Q-table shape {q.shape} does not match agent {self.q.shape}")
-        self.q = q.copy()
+            raise CheckpointError(f"q: saved Q-table shape {q.shape}, this env needs "
+                                  f"{self.q.shape}")
+        self.q[...] = q  # in place: the greedy policy views this table
         self.epsilon = float(state["epsilon"])
+        self.updates = int(state["updates"])
         self.rng.bit_generator.state = state["rng"]
 
     def _states(self, obs: Any) -> np.ndarray:
-        states = np.asarray(obs)
-        if states.ndim != 1 or not np.issubdtype(states.dtype, np.integer):
-            raise ValueError("tabular agents take a 1-D batch of integer states, got "
-                             f"shape {states.shape} dtype {states.dtype}")
-        if states.size and (states.min() < 0 or states.max() >= self.q.shape[0]):
-            raise ValueError(f"states must be in [0, {self.q.shape[0]}), got {states}")
-        return states.astype(np.int64)
+        return integer_states(obs, self.q.shape[0])
 
     def _actions(self, a: Any) -> np.ndarray:
         actions = np.asarray(a)
@@ -165,45 +199,15 @@ class TabularQAgent:
         return actions.astype(np.int64)
 
 
-class TabularRun(NamedTuple):
-    agent: TabularQAgent
-    episode_returns: list[float]  # undiscounted, of every episode that ended
-
-
 def _discrete_size(space: gym.Space, what: str) -> int:
     if not isinstance(space, gym.spaces.Discrete) or int(space.start) != 0:
-        raise ValueError(f"tabular Q-learning needs a Discrete {what} space starting at 0, "
-                         f"got {space}")
+        raise ConfigError(f"tabular Q-learning needs a Discrete {what} space starting at 0, "
+                          f"got {space}")
     return int(space.n)
 
 
-def train_tabular(env_id_or_env: str | gym.Env, config: QLearningConfig, n_steps: int,
-                  seed: int) -> TabularRun:
-    """Q-learning for `n_steps` steps on one Gymnasium env with Discrete obs and actions.
-
-    An env id is made (and closed at the end) here; a given env is left open. The env is
-    reset with `seed` and the agent's generator is derived from it, so one seed gives one
-    run.
-    """
-    env = gym.make(env_id_or_env) if isinstance(env_id_or_env, str) else env_id_or_env
-    n_states = _discrete_size(env.observation_space, "observation")
-    n_actions = _discrete_size(env.action_space, "action")
-    agent = TabularQAgent(n_states, n_actions, config, np.random.SeedSequence(seed))
-    returns, episode_return = [], 0.0
-    obs, _ = env.reset(seed=seed)
-    for step in range(n_steps):
-        agent.epsilon = linear_epsilon(step, config.epsilon_start, config.epsilon_end,
-                                       config.epsilon_decay_steps)
-        action = int(agent.act(np.array([obs])).actions[0])
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        agent.update(np.array([obs]), np.array([action]), np.array([reward]),
-                     np.array([next_obs]), np.array([terminated]))
-        episode_return += float(reward)
-        obs = next_obs
-        if terminated or truncated:
-            returns.append(episode_return)
-            episode_return = 0.0
-            obs, _ = env.reset()
-    if isinstance(env_id_or_env, str):
-        env.close()
-    return TabularRun(agent, returns)
+def build_tabular_q(obs_space: gym.Space, action_space: gym.Space, config: QLearningConfig,
+                    seed: int | np.random.SeedSequence) -> TabularQAgent:
+    """A zero Q-table sized by the env's (single) Discrete observation and action spaces."""
+    return TabularQAgent(_discrete_size(obs_space, "observation"),
+                         _discrete_size(action_space, "action"), config, seed)

@@ -113,6 +113,16 @@ class ReplayBatch(NamedTuple):
     terminated: np.ndarray  # (batch,) float32, 1.0 where the episode ended for real
 
 
+class ReplaySchedule(NamedTuple):
+    """How an off-policy learner uses replay; step counts are env steps summed over envs."""
+
+    batch_size: int  # transitions per gradient step
+    buffer_size: int  # replay capacity in transitions
+    learning_starts: int  # env steps collected before the first gradient step
+    train_freq: int  # env steps between two rounds of gradient steps
+    gradient_steps: int  # gradient steps per round
+
+
 class ReplayBuffer:
     """Fixed-capacity circular buffer of transitions, stored as codec fields."""
 

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from liveq.core.config import ConfigError, load_yaml
-from liveq.core.report import format_table, write_csv, write_json
+from liveq.core.report import (
+    check_output_dir,
+    check_output_file,
+    format_table,
+    save_json,
+    write_csv,
+    write_json,
+)
 from liveq.eval.online import evaluate, make_online_evaluator
 from liveq.sim.vector import make_vec_env
 from liveq.train.config import RunConfig, load_run_config
+from liveq.train.registry import ALGORITHMS, derive_config
 
-LEARNERS = {"dqn": {}, "myopic": {"gamma": 0.0}}  # myopic = the same network with gamma 0
 EVAL_ENVS = 64
 
 
@@ -56,6 +62,7 @@ def train_run(config: RunConfig, out: str | Path, resume: bool) -> dict[str, Any
 
 
 def train_command(args: argparse.Namespace) -> int:
+    check_outputs(args)
     config = load_run_config(_config_data(args.config, args))
     train_run(config, args.out, args.resume)
     return 0
@@ -70,16 +77,10 @@ def run_config(run: Path) -> RunConfig:
 
 def load_greedy_policy(run: str | Path, checkpoint: str, env) -> Any:
     """The greedy policy of a trained run, built for `env`'s spaces."""
-    from liveq.train.checkpoint import load_checkpoint
-    from liveq.train.loop import build_agent
+    from liveq.train.restore import load_run_agent
 
     run = Path(run)
-    config = run_config(run)
-    state = load_checkpoint(run / "checkpoints" / f"{checkpoint}.pt")
-    agent = build_agent(config, env.single_observation_space, env.single_action_space,
-                        config.seed)
-    agent.load_state_dict(state["agent"])
-    return agent.greedy_policy()
+    return load_run_agent(run, checkpoint, run_config(run), env).greedy_policy()
 
 
 def _eval_env(config: RunConfig, episodes: int):
@@ -88,15 +89,25 @@ def _eval_env(config: RunConfig, episodes: int):
     return make_vec_env(config.env.id, min(EVAL_ENVS, episodes), config.env.kwargs)
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse unwritable output paths before any training or evaluation starts."""
+    for flag in ("json", "csv"):
+        check_output_file(getattr(args, flag, None), f"--{flag}", force=True,
+                          make_parents=True)
+    if getattr(args, "out", None) is not None:
+        check_output_dir(args.out, "--out")
+
+
 def _report(results: dict, args: argparse.Namespace) -> None:
     print(format_table(results))
-    if args.json:
-        write_json(results, args.json)
-    if args.csv:
-        write_csv(results, args.csv)
+    for path, write in ((args.json, write_json), (args.csv, write_csv)):
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            write(results, path)
 
 
 def eval_command(args: argparse.Namespace) -> int:
+    check_outputs(args)
     torch.set_num_threads(1)  # small networks: one thread beats oversubscribed cores
     run = Path(args.run)
     config = run_config(run)
@@ -107,35 +118,45 @@ def eval_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def online_learners() -> list[str]:
+    """Registered algorithms that train by acting in the env."""
+    return [name for name, spec in ALGORITHMS.items() if spec.loop is not None]
+
+
 def _learner_config(config: RunConfig, name: str) -> RunConfig:
+    """`config` training learner `name` with the settings it shares with the config's own
+    agent (so myopic is the config's DQN with gamma 0)."""
     learner = copy.deepcopy(config)
-    for key, value in LEARNERS[name].items():
-        setattr(learner.agent.dqn, key, value)
+    if name != config.agent.name:
+        settings = derive_config(name, config.agent.settings)
+        learner.agent = type(config.agent)(name=name, **{name: settings})
     return learner
 
 
 def compare_command(args: argparse.Namespace) -> int:
     from liveq.policies.baselines import BASELINES, make_baseline
 
+    check_outputs(args)
     config = load_run_config(_config_data(args.config, args))
     torch.set_num_threads(config.train.torch_threads)
+    learners = online_learners()
     names = [n.strip() for n in args.agents.split(",") if n.strip()]
-    unknown = [n for n in names if n not in LEARNERS and n not in BASELINES]
+    unknown = [n for n in names if n not in learners and n not in BASELINES]
     if unknown or not names:
         raise ConfigError(f"--agents: unknown {unknown}; choose from "
-                          f"{sorted([*LEARNERS, *BASELINES])}")
+                          f"{sorted([*learners, *BASELINES])}")
     baselines = [n for n in names if n in BASELINES]
     if baselines and not is_livestream(config):
         raise ConfigError(f"--agents: baselines {baselines} need a liveq/LiveStream env, "
                           f"not {config.env.id}")
-    for name in (n for n in names if n in LEARNERS):
+    for name in (n for n in names if n in learners):
         out = Path(args.out) / name
         train_run(_learner_config(config, name), out, resume=(out / "checkpoints" /
                                                               "latest.pt").exists())
     results = {}
     for name in names:
         env = _eval_env(config, args.episodes)
-        if name in LEARNERS:
+        if name in learners:
             policy = load_greedy_policy(Path(args.out) / name, "best", env)
             make = lambda _e, p=policy: p  # noqa: E731
         else:
@@ -148,7 +169,8 @@ def compare_command(args: argparse.Namespace) -> int:
 def bench_command(args: argparse.Namespace) -> int:
     from liveq.experiments.bench import run_bench
 
+    check_outputs(args)
     figures = run_bench(quick=args.quick)
     if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+        save_json(figures, args.json)
     return 0

@@ -9,6 +9,8 @@ from pathlib import Path
 import yaml
 
 from liveq.core.config import from_dict, load_yaml
+from liveq.core.errors import UsageError
+from liveq.core.report import check_output_dir, check_output_file
 from liveq.data.analyze import FIGURES, analyze_log, write_analysis
 from liveq.data.calibrate import calibrate, config_yaml, format_table
 from liveq.data.load import load_log
@@ -19,6 +21,7 @@ from liveq.sim.config import LiveStreamConfig
 def synth_command(args: argparse.Namespace) -> int:
     """`liveq data synth`: simulate, write, and print a one-line summary."""
     began = time.perf_counter()
+    _check_synth_out(Path(args.out), args.format, args.force)
     cfg = from_dict(LiveStreamConfig, load_yaml(args.config)) if args.config else \
         LiveStreamConfig()
     raw = simulate_rows(cfg, policy=args.policy, epsilon=args.epsilon,
@@ -32,8 +35,24 @@ def synth_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_synth_out(out: Path, format: str, force: bool) -> None:
+    """A KuaiLive log is a folder of CSV files; the other formats are one file (generic
+    writes its schema YAML beside it)."""
+    if format == "kuailive":
+        check_output_dir(out, "--out")
+        if (out / "click.csv").exists() and not force:
+            raise UsageError(f"--out {out} already holds a log (click.csv); pass --force to "
+                             "overwrite it")
+        return
+    check_output_file(out, "--out", force=force, make_parents=True)
+    if format == "generic":
+        check_output_file(out.with_suffix(".schema.yaml"), "--out's schema", force=force,
+                          make_parents=True)
+
+
 def calibrate_command(args) -> int:
     began = time.perf_counter()
+    check_output_file(args.out, "--out", force=args.force)
     log = load_log(args.log, args.format, args.schema, args.on_bad_rows)
     result = calibrate(log, seed=args.seed)
     text = config_yaml(result, str(args.log), str(args.out))
@@ -47,6 +66,7 @@ def calibrate_command(args) -> int:
 
 
 def analyze_command(args) -> int:
+    check_output_dir(args.out, "--out")
     log = load_log(args.log, args.format, args.schema, args.on_bad_rows)
     summary, figures = analyze_log(log, args.churn_days, args.seed)
     out = Path(args.out)

@@ -80,13 +80,16 @@ def _add_data(sub) -> None:
                    help="days a returning viewer stays away before the next visit")
     s.add_argument("--config", help="simulator config YAML (LiveStreamConfig fields)")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--force", action="store_true", help="overwrite an existing --out")
     c = data.add_parser("calibrate", help="fit a simulator config to a log")
     _add_log_arguments(c)
     c.add_argument("--out", required=True, help="simulator config YAML to write")
     c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--force", action="store_true", help="overwrite an existing --out")
     a = data.add_parser("analyze", help="retention, churn, watch time and repeat consumption")
     _add_log_arguments(a)
-    a.add_argument("--out", required=True, help="folder for the PNG plots and summary.json")
+    a.add_argument("--out", required=True, help="folder for the PNG plots and summary.json "
+                   "(created; files of the same names in it are replaced)")
     a.add_argument("--churn-days", type=float, default=7.0,
                    help="a viewer has churned after this many days without a visit")
     a.add_argument("--seed", type=int, default=0)

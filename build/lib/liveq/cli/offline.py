@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
+import sys
 from pathlib import Path
 
 from liveq.core.config import ConfigError, load_yaml, to_dict
 from liveq.core.errors import UsageError
+from liveq.core.report import check_output_file, save_json, text_table
 from liveq.ranking.models import OFFLINE_MODELS
 from liveq.ranking.protocol import METRICS, SUBSETS
 from liveq.ranking.queries import OfflineModel
@@ -58,16 +59,8 @@ def build_models(names: list[str], settings: dict[str, dict] | None = None
     return models
 
 
-def _row(cells: list[str], widths: list[int]) -> str:
-    return "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
-                     for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
-
-
 def _table(rows: list[list[str]]) -> str:
-    header = ["model", "targets", "n", *METRICS]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = [_row(header, widths), "-" * len(_row(header, widths))]
-    return "\n".join(lines + [_row(r, widths) for r in rows])
+    return text_table(["model", "targets", "n", *METRICS], rows, left=2)
 
 
 def _cells(model: str, subset: str, entries: dict) -> list[str]:
@@ -110,16 +103,8 @@ def _availability_note(availability: str, info: dict) -> str:
     return note
 
 
-def _json_safe(value):
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
 def write_result_json(result: dict, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(_json_safe(result), indent=2) + "\n")
+    save_json(result, path)
 
 
 def write_result_csv(result: dict, path: str | Path) -> None:
@@ -139,9 +124,17 @@ def eval_offline_command(args: argparse.Namespace) -> int:
     from liveq.ranking.protocol import run_protocol
 
     names = model_names(args.models)
+    check_output_file(args.json, "--json", force=True)
+    check_output_file(args.csv, "--csv", force=True)
     log = load_log(args.log, format=args.format, schema=args.schema,
                    on_bad_rows=args.on_bad_rows)
     models = build_models(names, model_settings(args.model_config, names))
+    if "bpr" in models:
+        import torch
+
+        # The entry point owns the process: BPR's small sparse updates run fastest on one
+        # thread, and the library leaves torch's settings alone.
+        torch.set_num_threads(1)
     result = run_protocol(log, models, protocol=args.protocol, seed=args.seed,
                           availability=args.availability)
     result = {"log": {"source": log.source, "rows": log.frame.height, "users": log.n_users,
@@ -150,6 +143,10 @@ def eval_offline_command(args: argparse.Namespace) -> int:
               "model_settings": {name: to_dict(model.config) for name, model in models.items()
                                  if hasattr(model, "config")}}
     print(format_result(result))
+    for split, info in result["splits"].items():
+        if info["n_targets"] == 0:
+            print(f"liveq: warning: the {split} split has no targets: its metrics are NaN "
+                  "(null in --json)", file=sys.stderr)
     if args.json:
         write_result_json(result, args.json)
     if args.csv:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
-from pathlib import Path
 from typing import Any
 
 from liveq.core.config import ConfigError, to_dict
 from liveq.core.errors import UsageError
+from liveq.core.report import check_output_file, format_table, save_json, text_table
 from liveq.ope.estimators import EstimatorConfig
+from liveq.train.registry import derive_config
 
 SIM_ONLY = ("seeds", "sessions", "steps", "behaviour", "targets")
 OBD_ONLY = ("campaign", "n_sim", "obp_check")
@@ -28,7 +28,7 @@ OFFLINE_RL_ONLY = ("config", "learners", "gradient_steps", "cql_alpha", "soften"
 
 def _estimator_config(args: argparse.Namespace, n_boot: int) -> EstimatorConfig:
     config = EstimatorConfig(clip=args.clip, switch_tau=args.switch_tau, n_folds=args.folds,
-                             n_boot=args.bootstrap or n_boot)
+                             n_boot=n_boot if args.bootstrap is None else args.bootstrap)
     config.validate()
     return config
 
@@ -40,19 +40,9 @@ def _reject_foreign(args: argparse.Namespace, names: tuple[str, ...]) -> None:
         raise UsageError(f"{flags} do(es) not apply to `liveq ope {args.source}`")
 
 
-def format_table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
-    """Fixed-width text: the first `left` columns left-aligned, the others right-aligned."""
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) if i < left else c.rjust(w)
-                       for i, (c, w) in enumerate(zip(row, widths, strict=True)))
-             for row in [header, *rows]]
-    lines.insert(1, "-" * len(lines[0]))
-    return "\n".join(lines)
-
-
 def _write(result: dict[str, Any], rows: list[dict], args: argparse.Namespace) -> None:
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        save_json(result, args.json)
     if args.csv:
         with open(args.csv, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
@@ -73,7 +63,7 @@ def sim_table(summary: list[dict], per_seed: list[dict]) -> str:
                      f"{s['rmse']:.4f}", f"{100 * s['relative_rmse']:.1f}%",
                      f"{round(s['coverage'] * s['seeds'])}/{s['seeds']}", f"{f['truth']:.4f}",
                      f"{f['estimate']:.4f} [{f['ci_low']:.4f}, {f['ci_high']:.4f}]"])
-    return format_table(header, rows, left=2)
+    return text_table(header, rows, left=2)
 
 
 def _sim(args: argparse.Namespace) -> dict[str, Any]:
@@ -105,7 +95,7 @@ def obd_table(rows: list[dict]) -> str:
              f"{r['truth']:.5f}", f"{100 * r['relative_error']:+.1f}%",
              "-" if r["obp_reference"] is None else f"{r['obp_reference']:.5f}"]
             for r in rows]
-    return format_table(header, body)
+    return text_table(header, body)
 
 
 def _obd(args: argparse.Namespace) -> dict[str, Any]:
@@ -153,7 +143,7 @@ def offline_rl_config(args: argparse.Namespace):
         if not run.env.id.startswith("liveq/LiveStream"):
             raise ConfigError(f"{args.config}: offline-rl needs a liveq/LiveStream env, "
                               f"not {run.env.id}")
-        config.env, config.dqn = dict(run.env.kwargs), run.agent.dqn
+        config.env, config.dqn = dict(run.env.kwargs), derive_config("dqn", run.agent.settings)
     for name in ("sessions", "steps", "behaviour", "gradient_steps", "cql_alpha", "soften",
                  "heldout_steps", "episodes"):
         if getattr(args, name) is not None:
@@ -182,7 +172,7 @@ def offline_rl_table(rows: list[dict], support: dict[str, dict[str, float]]) -> 
                      *(f"{v:.4f} ({100 * (v / truth - 1):+.1f}%)" for v in estimates),
                      f"{100 * support[target]['ess_share']:.0f}%",
                      f"{100 * support[target]['unsupported']:.0f}%"])
-    return format_table(header, body)
+    return text_table(header, body)
 
 
 def _offline_rl_rows(result: dict[str, Any]) -> list[dict]:
@@ -197,7 +187,6 @@ def _offline_rl_rows(result: dict[str, Any]) -> list[dict]:
 
 
 def _offline_rl(args: argparse.Namespace) -> dict[str, Any]:
-    from liveq.core.report import format_table as results_table
     from liveq.experiments.offline_rl_sim import run_offline_rl
 
     _reject_foreign(args, OBD_ONLY + ("seeds",))
@@ -213,7 +202,7 @@ def _offline_rl(args: argparse.Namespace) -> dict[str, Any]:
               f"mean Q of logged actions {stats['q_mean_last']:.3f}")
     print(f"\nonline: {config.episodes} sessions per policy on a fresh world (same seed for "
           "all); mean ± half-width of the 95% interval")
-    print(results_table(result["online"]))
+    print(format_table(result["online"]))
     print(f"\noff-policy, on a held-out log of {result['heldout_rounds']} rounds: estimates "
           "of the expected immediate reward per step (relative error); truth = exact, "
           "from the simulator; ESS = effective sample size of the importance weights; no "
@@ -227,7 +216,16 @@ def _offline_rl(args: argparse.Namespace) -> dict[str, Any]:
 SOURCES = {"sim": _sim, "obd": _obd, "offline-rl": _offline_rl}
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuse what would fail only after the run: a bad output path or replicate count."""
+    if args.bootstrap is not None and args.bootstrap < 10:
+        raise UsageError(f"--bootstrap must be at least 10 replicates, got {args.bootstrap}")
+    check_output_file(args.json, "--json", force=True)
+    check_output_file(args.csv, "--csv", force=True)
+
+
 def ope_command(args: argparse.Namespace) -> int:
     """Run `liveq ope sim`, `liveq ope obd` or `liveq ope offline-rl`; 0 on success."""
+    check_arguments(args)
     SOURCES[args.source](args)
     return 0

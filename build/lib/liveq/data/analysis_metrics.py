@@ -1,8 +1,8 @@
 """Viewer-behaviour measures for `liveq data analyze`: retention, repeat rate, distributions.
 
 Days count from the log's first step: day `d` holds steps
-`first + d * spd <= t < first + (d + 1) * spd` with `spd = 1440 / step_minutes`; only whole
-days are used, so a partial last day does not read as a drop in activity. A viewer is
+`first + d * spd <= t < first + (d + 1) * spd` with `spd = MINUTES_PER_DAY / step_minutes`;
+only whole days are used, so a partial last day does not read as a drop in activity. A viewer is
 active on a day when one of their spells (continuous watches, `liveq.data.stats.spells`)
 starts on it. Cohorts are left-censored: viewers who first appear on day 0 include
 everyone who was already a regular before the log began.

@@ -14,14 +14,13 @@ Writes into `--out`:
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from liveq.core.report import json_ready, save_json
 from liveq.data import analysis_plots as plots
 from liveq.data.analysis_metrics import (
     daily_repeat_rate,
@@ -31,23 +30,11 @@ from liveq.data.analysis_metrics import (
 )
 from liveq.data.churn import ChurnResult, churn_model, churn_windows
 from liveq.data.log import InteractionLog
+from liveq.data.sanity import require_compact
 from liveq.data.stats import sessions, spells, steps_per_day
 
 FIGURES = ("retention.png", "churn_roc.png", "watch_time.png", "session_length.png",
            "repeat_rate.png")
-
-
-def _clean(value: Any) -> Any:
-    """JSON-ready: numpy scalars and arrays become Python numbers and lists, NaN None."""
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_clean(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return None if math.isnan(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 def watch_minutes(log: InteractionLog, watches: pl.DataFrame
@@ -74,6 +61,7 @@ def _churn_summary(result: ChurnResult, churn_days: float) -> dict[str, Any]:
 def analyze_log(log: InteractionLog, churn_days: float, seed: int = 0
                 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The summary (plain numbers) and what the plots need, for one log."""
+    require_compact(log.frame, steps_per_day(log.step_minutes), log.source)
     churn_windows(log, churn_days)  # a too-short log fails before any work
     spd, first = steps_per_day(log.step_minutes), int(log.frame["start"].min())
     n_days = whole_days(log)
@@ -99,7 +87,7 @@ def analyze_log(log: InteractionLog, churn_days: float, seed: int = 0
     }
     figures = {"table": table, "churn": churn, "watch": watch_dist, "session": session_dist,
                "repeat": repeat}
-    return _clean(summary), figures
+    return json_ready(summary), figures
 
 
 def _cohort_sizes(watches: pl.DataFrame, first: int, spd: float, n_days: int) -> list[int]:
@@ -110,7 +98,7 @@ def _cohort_sizes(watches: pl.DataFrame, first: int, spd: float, n_days: int) ->
 
 def write_analysis(summary: dict[str, Any], figures: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    save_json(summary, out / "summary.json")
     plots.plot_retention(figures["table"], out / "retention.png")
     plots.plot_churn(figures["churn"], out / "churn_roc.png")
     watch_label = f"minutes watched ({summary['watch_minutes']['source']})"

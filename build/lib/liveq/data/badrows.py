@@ -19,6 +19,7 @@ from __future__ import annotations
 import gzip
 import io
 import sys
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
@@ -75,6 +76,24 @@ def open_bytes(path: str | Path) -> BinaryIO:
     return gzip.open(path, "rb") if gzipped else path.open("rb")
 
 
+def _read(stream: BinaryIO, size: int, path: Path, line: int) -> bytes:
+    """Up to `size` bytes (fewer only at the end), or a `LogError` naming the last whole
+    line before a gzip stream breaks off (`line`: the number of the block's first line)."""
+    parts, got = [], 0
+    while got < size:
+        try:
+            piece = stream.read1(size - got)
+        except (EOFError, OSError, zlib.error) as exc:
+            whole = line - 1 + sum(p.count(b"\n") for p in parts)
+            raise LogError(f"{path}: the gzip data is truncated or corrupt after line "
+                           f"{whole} ({exc}); download or copy the file again") from None
+        if not piece:
+            break
+        parts.append(piece)
+        got += len(piece)
+    return b"".join(parts)
+
+
 def _parse_lines(block: bytes, path: Path, first_line: int) -> pl.Series:
     expected = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
     block = block.replace(b"\x00", b"\x01") if b"\x00" in block else block
@@ -94,7 +113,7 @@ def iter_lines(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Lin
     with open_bytes(path) as stream:
         carry = b""
         while True:
-            block = stream.read(chunk_bytes)
+            block = _read(stream, chunk_bytes, path, line)
             data = carry + block
             cut = len(data) if not block else data.rfind(b"\n") + 1
             if cut == 0 and block:
@@ -112,9 +131,15 @@ def iter_lines(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Lin
 def read_header(path: str | Path, separator: str = ",") -> list[str]:
     """Column names on line 1 of a CSV file (quotes and spaces stripped)."""
     with open_bytes(path) as stream:
-        first = stream.readline().decode("utf-8", errors="replace").rstrip("\r\n")
+        try:
+            raw = stream.readline()
+        except (EOFError, OSError, zlib.error) as exc:
+            raise LogError(f"{path}: the gzip data is truncated or corrupt in line 1 "
+                           f"({exc})") from None
+        first = raw.decode("utf-8", errors="replace").rstrip("\r\n")
     if not first.strip():
-        raise LogError(f"{path}: line 1 should hold the column names but is empty")
+        what = "the file is empty" if not raw else "line 1 is blank"
+        raise LogError(f"{path}: {what}; line 1 should hold the column names")
     return [name.strip().strip('"').strip() for name in first.split(separator)]
 
 
@@ -240,12 +265,11 @@ def handle_bad_rows(bad: pl.DataFrame, on_bad_rows: str, what: str) -> pl.DataFr
     """
     bad = bad.sort("file", "line")
     if bad.height and on_bad_rows == "error":
-        listed = "\n".join(f"  {r['file']}:{r['line']}: {r['reason']}"
+        listed = "; ".join(f"{r['file']}:{r['line']}: {r['reason']}"
                            for r in bad.head(SHOW_FIRST).iter_rows(named=True))
         more = f" (first {SHOW_FIRST} shown)" if bad.height > SHOW_FIRST else ""
-        raise LogError(f"{what}: {bad.height} bad row(s){more}:\n{listed}\n"
-                       "  pass on_bad_rows='skip' or 'report' (CLI: --on-bad-rows) "
-                       "to drop them")
+        raise LogError(f"{what}: {bad.height} bad row(s){more}: {listed}; pass "
+                       "on_bad_rows='skip' or 'report' (CLI: --on-bad-rows) to drop them")
     if on_bad_rows == "report":
         for row in bad.iter_rows(named=True):
             print(f"{row['file']}:{row['line']}: {row['reason']}", file=sys.stderr)

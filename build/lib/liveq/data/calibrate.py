@@ -52,7 +52,9 @@ import polars as pl
 import yaml
 
 from liveq.core.config import from_dict, to_dict
+from liveq.core.report import text_table
 from liveq.data.log import InteractionLog, LogError, from_raw
+from liveq.data.sanity import require_compact
 from liveq.data.stats import STAT_LABELS, log_statistics, sessions, steps_per_day
 from liveq.sim.config import LiveStreamConfig
 
@@ -63,6 +65,8 @@ POLICY = "popular"
 DEFAULT_EPSILON = 0.1
 MAX_STEP = 1.0
 """Largest move of a setting per round, on its scale (a trust region against noise)."""
+MIN_DAYS = 1.0
+"""Shortest log calibrate fits: start hours, live-day shares and daily rates need a day."""
 SLOT_ACTIVITY = 0.7
 """Viewers watching per step per simulated session slot, on the default world."""
 
@@ -241,7 +245,13 @@ def calibrate(log: InteractionLog, seed: int = 0, rounds: int = FIT_ROUNDS,
     """Fit settings to `log` (see the module docstring) and simulate the result once more."""
     if log.frame.height == 0:
         raise LogError(f"{log.source}: the log has no interactions to calibrate on")
+    require_compact(log.frame, steps_per_day(log.step_minutes), log.source)
     span = (log.max_step - int(log.frame["start"].min())) / steps_per_day(log.step_minutes)
+    if span < MIN_DAYS:
+        raise LogError(f"{log.source}: the log covers {span:.2f} days ({log.frame.height} "
+                       f"rows); calibrate needs at least {MIN_DAYS:g} day "
+                       f"({math.ceil(MIN_DAYS * steps_per_day(log.step_minutes))} steps of "
+                       f"{log.step_minutes:g} min)")
     fit_days, compare_days = min(fit_days, span), min(compare_days, span)
     base = base_config(log)
     target = log_statistics(log_window(log, fit_days))
@@ -268,13 +278,7 @@ def format_table(result: Calibration) -> str:
     fitted_by = {knob.stat: name for name, knob in KNOBS.items()}
     rows = [(STAT_LABELS[key], _number(result.log_stats[key]), _number(result.sim_stats[key]),
              fitted_by.get(key, "")) for key in STAT_LABELS]
-    header = ("statistic", "log", "simulated", "matched by")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
-    lines = ["  ".join(c.ljust(w) if i in (0, 3) else c.rjust(w)
-                       for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip()
-             for row in [header, *rows]]
-    lines.insert(1, "-" * max(len(line) for line in lines))
-    return "\n".join(lines)
+    return text_table(("statistic", "log", "simulated", "matched by"), rows, left=(0, 3))
 
 
 def config_yaml(result: Calibration, source: str, path: str = "fitted.yaml") -> str:

@@ -8,8 +8,9 @@ label is observed; the model trains on windows ending one day apart, each early 
 that its labels were known when the test window closed, and is scored on the latest one:
 a strictly forward-in-time test. A log needs at least `3 * churn_days` days.
 
-The model is a ridge-penalised logistic regression on standardised features, fitted by
-Newton's method (`fit_logistic`), scored by the area under the ROC curve (`auc`).
+The model is a ridge-penalised logistic regression on standardised features
+(scikit-learn's, through `liveq.core.numerics.fit_logistic`), scored by the area under
+the ROC curve (`auc`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 import polars as pl
 
+from liveq.core.numerics import fit_logistic, sigmoid
 from liveq.data.log import InteractionLog, LogError
 from liveq.data.stats import sessions, spells, steps_per_day
 
@@ -79,37 +81,6 @@ def roc_curve(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nd
     cut = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
     tp, fp = np.cumsum(y)[cut], np.cumsum(~y)[cut]
     return (np.r_[0.0, fp / max(fp[-1], 1)], np.r_[0.0, tp / max(tp[-1], 1)])
-
-
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
-
-
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0,
-                 iterations: int = 50) -> np.ndarray:
-    """Weights `(1 + n_features,)`, intercept first, of a ridge logistic regression.
-
-    Minimises `-sum log-likelihood + l2 / 2 * |w[1:]|^2` by Newton's method (the loss is
-    strictly convex, so it converges in a handful of steps from zero).
-    """
-    design = np.column_stack([np.ones(len(x)), x])  # (n, 1 + F)
-    penalty = np.full(design.shape[1], l2)
-    penalty[0] = 0.0
-    ridge = np.diag(penalty + 1e-9)  # the tiny floor keeps a constant feature solvable
-    w = np.zeros(design.shape[1])
-    for _ in range(iterations):
-        p = sigmoid(design @ w)
-        grad = design.T @ (p - y) + penalty * w
-        hess = (design * (p * (1 - p))[:, None]).T @ design + ridge
-        step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.max(np.abs(step)) < 1e-10:
-            break
-    return w
-
-
-def predict_logistic(w: np.ndarray, x: np.ndarray) -> np.ndarray:
-    return sigmoid(w[0] + x @ w[1:])
 
 
 def window_set(visits: pl.DataFrame, watches: pl.DataFrame, t1: int, width: int,
@@ -193,8 +164,8 @@ def churn_model(log: InteractionLog, churn_days: float, seed: int = 0) -> ChurnR
                        "window; churn risk cannot be modelled on this log")
     mean, std = train.features.mean(axis=0), train.features.std(axis=0)
     std = np.where(std > 0, std, 1.0)
-    w = fit_logistic((train.features - mean) / std, train.labels)
-    scores = predict_logistic(w, (test.features - mean) / std)
+    w, bias = fit_logistic((train.features - mean) / std, train.labels, l2=1.0)
+    scores = sigmoid(bias + (test.features - mean) / std @ w)
     recency = test.features[:, FEATURES.index("days_since_last")]
     return ChurnResult(
         auc=auc(scores, test.labels), recency_auc=auc(recency, test.labels),
@@ -202,6 +173,5 @@ def churn_model(log: InteractionLog, churn_days: float, seed: int = 0) -> ChurnR
         train_churn_rate=float(train.labels.mean()), test_churn_rate=float(test.labels.mean()),
         train_window_ends=[(t - first) / spd for t in train_ends],
         test_window_end=(test_end - first) / spd,
-        weights={"bias": float(w[0]), **{f: float(v) for f, v in zip(FEATURES, w[1:],
-                                                                      strict=True)}},
+        weights={"bias": bias, **{f: float(v) for f, v in zip(FEATURES, w, strict=True)}},
         test_scores=scores, test_labels=test.labels, test_recency=recency)

@@ -34,11 +34,15 @@ from typing import Any, Literal
 import polars as pl
 
 from liveq.core.config import ConfigError, from_dict, load_yaml, require, save_yaml
+from liveq.core.units import MINUTES_PER_DAY
 from liveq.data import badrows as br
 from liveq.data.log import InteractionLog, LogError, from_raw
+from liveq.data.sanity import duplicate_check, far_check, mark_copies, time_range
 
 MINUTES = {"ms": 60_000.0, "s": 60.0, "min": 1.0}  # time units per minute
-MINUTES_PER_DAY = 1440
+ROLES = ("user", "item", "start", "stop", "timestamp", "duration", "watch", "value")
+SHARED_ROLES = {frozenset({"duration", "watch"})}
+"""Roles one column may hold together: a watched time that is also the duration."""
 
 
 @dataclass(kw_only=True)
@@ -82,10 +86,23 @@ class GenericSchema:
         else:
             require(self.timestamp is not None and self.duration is not None,
                     "timestamp and duration go together: name both columns")
-        require(self.step_minutes > 0, f"step_minutes must be positive, got {self.step_minutes}")
+        require(math.isfinite(self.step_minutes) and self.step_minutes > 0,
+                f"step_minutes must be a positive number, got {self.step_minutes}")
+        self._check_roles()
         require(len(self.separator) == 1 and self.separator not in '"\n\r',
                 f"separator must be one character (not a quote or newline), got "
                 f"{self.separator!r}")
+
+    def _check_roles(self) -> None:
+        by_column: dict[str, list[str]] = {}
+        for role in ROLES:
+            column = getattr(self, role)
+            if column:
+                by_column.setdefault(column, []).append(role)
+        for column, roles in by_column.items():
+            require(len(roles) == 1 or frozenset(roles) in SHARED_ROLES,
+                    f"{' and '.join(roles)} both name column {column!r}; each role needs its "
+                    "own column (only watch may be the duration column)")
 
     def kinds(self) -> dict[str, str]:
         """Column -> kind (`id`, `int`, `number`) for every column the schema uses."""
@@ -236,23 +253,51 @@ def to_log(frame: pl.DataFrame, schema: GenericSchema, source: str,
     return replace(log, bad_rows=bad_rows)
 
 
+def screen_rows(frame: pl.DataFrame, schema: GenericSchema, file: str, on_bad_rows: str,
+                columns: list[str] | None = None) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """Drop (or refuse, per `on_bad_rows`) the rows of checked `frame` that lie far outside
+    the others' time range or copy an earlier line in every one of `columns` (default: the
+    schema's), see `liveq.data.sanity`. Returns the rows kept and the bad rows to keep."""
+    if frame.height == 0:
+        return frame, None
+    columns = list(schema.kinds()) if columns is None else columns
+    start, stop = _step_times(schema, frame)
+    steps = mark_copies(frame.select("line", *columns, start.cast(pl.Int64).alias("_start"),
+                                     stop.cast(pl.Int64).alias("_stop")), columns)
+    bulk = time_range(steps["_start"], MINUTES_PER_DAY / schema.step_minutes)
+    checks = [far_check(bulk, "_start", "_stop"), duplicate_check()]
+    _, bad = br.first_failure(steps, checks, file)
+    kept = br.handle_bad_rows(bad, on_bad_rows, file)
+    if bad.height:
+        frame = frame.filter(~pl.col("line").is_in(bad["line"].implode()))
+    return frame, kept
+
+
+def joined_bad_rows(*bad_rows: pl.DataFrame | None) -> pl.DataFrame | None:
+    present = [b for b in bad_rows if b is not None]
+    return pl.concat(present) if present else None
+
+
 def load_generic(path: str | Path, schema: Any, on_bad_rows: str = "error") -> InteractionLog:
     """Read a CSV or Parquet log described by `schema` (see the module docstring)."""
     br.check_on_bad_rows(on_bad_rows)
     schema = load_schema(schema)
     frame, bad = read_table(path, schema.kinds(), schema.checks(), schema.separator)
     kept = br.handle_bad_rows(bad, on_bad_rows, str(path))
-    return to_log(frame, schema, str(path), kept)
+    frame, screened = screen_rows(frame, schema, str(path), on_bad_rows)
+    return to_log(frame, schema, str(path), joined_bad_rows(kept, screened))
 
 
 def write_generic(raw: pl.DataFrame, out: str | Path, step_minutes: float) -> Path:
     """Write synthetic rows as Parquet (or CSV for a `.csv` path) with a schema YAML beside
-    it (`<name>.schema.yaml`); returns the schema's path."""
+    it (`<name>.schema.yaml`); returns the schema's path. A `propensity` column (the
+    behaviour policy's probability of showing the row's streamer) is kept when present."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = raw.select(pl.col("user"), pl.col("item").alias("streamer"),
                       pl.col("stream").alias("broadcast"), "start", "stop",
-                      pl.col("watch").alias("watch_minutes"), pl.col("value").alias("gifts"))
+                      pl.col("watch").alias("watch_minutes"), pl.col("value").alias("gifts"),
+                      *(["propensity"] if "propensity" in raw.columns else []))
     if out.suffix == ".csv":
         rows.write_csv(out)
     else:

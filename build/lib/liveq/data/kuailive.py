@@ -24,8 +24,9 @@ from pathlib import Path
 
 import polars as pl
 
+from liveq.core.errors import ConfigError
 from liveq.data import badrows as br
-from liveq.data.generic import GenericSchema, read_table, to_log
+from liveq.data.generic import GenericSchema, joined_bad_rows, read_table, screen_rows, to_log
 from liveq.data.log import InteractionLog, LogError
 
 CLICK_KINDS = {"user_id": "int", "live_id": "int", "streamer_id": "int", "timestamp": "int",
@@ -36,9 +37,14 @@ SYNTH_EPOCH_MS = 1_746_403_200_000  # 2025-05-05 00:00 UTC: day 0 of synthetic f
 
 
 def _schema(step_minutes: float) -> GenericSchema:
-    return GenericSchema(user="user_id", item="streamer_id", timestamp="timestamp",
-                         duration="watch_live_time", watch="watch_live_time", value="value",
-                         time_unit="ms", watch_unit="ms", step_minutes=step_minutes)
+    schema = GenericSchema(user="user_id", item="streamer_id", timestamp="timestamp",
+                           duration="watch_live_time", watch="watch_live_time", value="value",
+                           time_unit="ms", watch_unit="ms", step_minutes=step_minutes)
+    try:
+        schema.validate()
+    except ConfigError as exc:
+        raise LogError(f"KuaiLive: {exc}") from None
+    return schema
 
 
 def _gift_values(clicks: pl.DataFrame, gifts: pl.DataFrame, folder: Path) -> pl.Series:
@@ -63,6 +69,7 @@ def load_kuailive(folder: str | Path, step_minutes: float = 10.0,
                   on_bad_rows: str = "error") -> InteractionLog:
     """Read a KuaiLive folder (click.csv, optional gift.csv) into an `InteractionLog`."""
     br.check_on_bad_rows(on_bad_rows)
+    schema = _schema(step_minutes)
     folder = Path(folder)
     if not folder.is_dir():
         raise LogError(f"KuaiLive log must be a folder holding click.csv (and optionally "
@@ -80,9 +87,11 @@ def load_kuailive(folder: str | Path, step_minutes: float = 10.0,
     else:
         gifts = pl.DataFrame(schema={c: pl.Int64 for c in GIFT_KINDS})
     kept = br.handle_bad_rows(pl.concat(bads), on_bad_rows, str(folder))
+    clicks, screened = screen_rows(clicks, schema, str(folder / "click.csv"), on_bad_rows,
+                                   columns=list(CLICK_KINDS))
     clicks = clicks.with_columns(_gift_values(clicks, gifts, folder))
-    log = to_log(clicks, _schema(step_minutes), str(folder))
-    return replace(log, bad_rows=kept)
+    log = to_log(clicks, schema, str(folder))
+    return replace(log, bad_rows=joined_bad_rows(kept, screened))
 
 
 def write_kuailive(raw: pl.DataFrame, folder: str | Path, step_minutes: float) -> None:

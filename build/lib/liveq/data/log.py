@@ -8,6 +8,7 @@ original ids are kept so results can be reported in the log's own terms.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,12 +52,18 @@ class InteractionLog:
         return int(self.frame["stop"].max())
 
 
+def _check_step_minutes(step_minutes: float, source: str) -> None:
+    if not (math.isfinite(step_minutes) and step_minutes > 0):
+        raise LogError(f"{source}: step_minutes must be a positive number, got {step_minutes}")
+
+
 def from_raw(frame: pl.DataFrame, *, step_minutes: float, source: str) -> InteractionLog:
     """Re-index a validated frame whose `user`/`item` columns hold original ids.
 
     Dense ids follow the order of first appearance in time (ties by original id), so the
     same file always gives the same ids.
     """
+    _check_step_minutes(step_minutes, source)
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise LogError(f"{source}: interaction frame lacks column(s) {', '.join(missing)}")
@@ -82,6 +89,7 @@ def from_ranked(frame: pl.DataFrame, user_values: pl.Series, item_values: pl.Ser
     ids `user_values`/`item_values`, so re-indexing needs no hash maps and no second copy
     of the original ids. Gives exactly the ids and rows `from_raw` gives.
     """
+    _check_step_minutes(step_minutes, source)
     frame = frame.sort(["start", "user", "item"])
     columns, originals = {}, {}
     for name, values in (("user", user_values), ("item", item_values)):

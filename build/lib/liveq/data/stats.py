@@ -12,7 +12,8 @@ tables carry every statistic here; each merges intervals that touch or nearly to
   A log only shows streams someone in it watched, so broadcasts are lower bounds of the
   real ones (a stream's quiet start or end is invisible).
 
-Times of day assume step 0 starts at midnight; a day is `1440 / step_minutes` steps.
+Times of day assume step 0 starts at midnight; a day is `MINUTES_PER_DAY / step_minutes`
+steps.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ import math
 import numpy as np
 import polars as pl
 
+from liveq.core.units import MINUTES_PER_DAY
 from liveq.data.log import InteractionLog
 
-MINUTES_PER_DAY = 1440.0
 SESSION_GAP_MINUTES = 30.0
 BROADCAST_GAP_MINUTES = 120.0
 
@@ -99,11 +100,12 @@ def broadcasts(log: InteractionLog) -> pl.DataFrame:
                            gap_steps(BROADCAST_GAP_MINUTES, log.step_minutes))
 
 
-def live_counts(intervals: pl.DataFrame, n_steps: int) -> np.ndarray:
-    """`(n_steps,)` number of `[start, stop)` intervals covering each step."""
-    diff = np.zeros(n_steps + 1, dtype=np.int64)
-    np.add.at(diff, intervals["start"].to_numpy(), 1)
-    np.add.at(diff, np.minimum(intervals["stop"].to_numpy(), n_steps), -1)
+def live_counts(intervals: pl.DataFrame, first: int, end: int) -> np.ndarray:
+    """`(end - first,)` number of `[start, stop)` intervals covering each step of
+    `[first, end)` (the log's own steps: an array over its span, not from step 0)."""
+    diff = np.zeros(end - first + 1, dtype=np.int64)
+    np.add.at(diff, intervals["start"].to_numpy().astype(np.int64) - first, 1)
+    np.add.at(diff, np.minimum(intervals["stop"].to_numpy(), end).astype(np.int64) - first, -1)
     return np.cumsum(diff[:-1])
 
 
@@ -192,9 +194,9 @@ def log_statistics(log: InteractionLog) -> dict[str, float]:
     streams, visits, watches = broadcasts(log), sessions(log), spells(log)
     stream_min = (streams["stop"] - streams["start"]).to_numpy() * minutes
     session_min = (visits["stop"] - visits["start"]).to_numpy() * minutes
-    live = live_counts(streams, n_steps)
-    viewers = live_counts(visits, n_steps)
     first = int(log.frame["start"].min())
+    live = live_counts(streams, first, n_steps)
+    viewers = live_counts(visits, first, n_steps)
     peak_mean, peak_r = circular_hours(hour_of_day(streams["start"].to_numpy(), minutes))
     hours = np.floor(hour_of_day(streams["start"].to_numpy(), minutes)).astype(np.int64)
     gaps = visit_gaps(visits) * minutes / 60.0
@@ -203,8 +205,8 @@ def log_statistics(log: InteractionLog) -> dict[str, float]:
         "users": float(log.n_users),
         "streamers": float(log.n_items),
         "days": (n_steps - first) / spd,
-        "viewers_per_step": _mean(viewers[first:]),
-        "streams_live_per_step": _mean(live[first:]),
+        "viewers_per_step": _mean(viewers),
+        "streams_live_per_step": _mean(live),
         "streams_per_day": len(streams) * spd / max(n_steps - first, 1),
         "stream_hours_mean": _mean(stream_min) / 60.0,
         "stream_hours_median": _median(stream_min) / 60.0,

@@ -4,7 +4,11 @@ A liveq baseline (`popular`, `repeat`, `random`, `oracle`) recommends, mixed wit
 epsilon-uniform exploration, to `sessions` concurrent viewer sessions for `days` of
 platform time. Every step a viewer keeps watching the same broadcast extends one row;
 rows carry the viewer, the streamer, the broadcast, `start`/`stop` in the simulator's step
-index (`clock // step_minutes`, so step 0 is day 0 at 00:00), watched minutes and gifts.
+index (`clock // step_minutes`, so step 0 is day 0 at 00:00), watched minutes, gifts and
+the behaviour policy's exact propensity: the probability that it recommended the row's
+streamer at the row's first step (the behaviour is `EpsilonGreedy` around the baseline;
+with slates, the probability that the streamer was anywhere in the slate, i.e. the sum of
+its per-rank probabilities).
 
 Identities follow the simulator: a session slot keeps its viewer when that viewer comes
 back and gets a new user id when a newcomer takes the slot; a streamer slot taken over by
@@ -25,14 +29,15 @@ import numpy as np
 import polars as pl
 
 from liveq.core.config import ConfigError
+from liveq.core.units import MINUTES_PER_DAY
 from liveq.data.log import InteractionLog, from_raw
-from liveq.policies.base import masked_uniform
-from liveq.policies.baselines import make_baseline, slate_size_of
+from liveq.policies.base import Policy
+from liveq.policies.baselines import make_baseline
+from liveq.policies.explore import EpsilonGreedy
 from liveq.sim.config import LiveStreamConfig
 from liveq.sim.livestream import LiveStreamVectorEnv
 
 POLICIES = ("popular", "repeat", "random", "oracle")
-MINUTES_PER_DAY = 1440
 RETURN_JITTER_HOURS = 2.0
 NEVER = np.iinfo(np.int64).max
 # Viewer state that belongs to the person, not to the session (see liveq.sim.viewers).
@@ -50,6 +55,7 @@ class StepEvents(NamedTuple):
     stream: np.ndarray  # int64 broadcast id watched (valid where clicked)
     watch: np.ndarray  # float64 minutes
     gifts: np.ndarray  # float64
+    propensity: np.ndarray  # float64 behaviour probability of showing `item` (where clicked)
 
 
 class Identities:
@@ -147,6 +153,9 @@ class AwayViewers:
         return users
 
 
+ROW_FIELDS = ("user", "item", "stream", "start", "stop", "watch", "gifts", "propensity")
+
+
 class RowBuilder:
     """Merges consecutive steps of one viewer on one broadcast into rows."""
 
@@ -158,6 +167,7 @@ class RowBuilder:
         self.stop = np.zeros(n, dtype=np.int64)
         self.watch = np.zeros(n, dtype=np.float64)
         self.gifts = np.zeros(n, dtype=np.float64)
+        self.propensity = np.zeros(n, dtype=np.float64)
         self.closed: list[dict[str, np.ndarray]] = []
 
     def add(self, ev: StepEvents) -> None:
@@ -170,45 +180,48 @@ class RowBuilder:
         self.watch[rows] += ev.watch[rows]
         self.gifts[rows] += ev.gifts[rows]
         rows = np.flatnonzero(ev.clicked & ~cont)
-        for name in ("stream", "user", "item", "watch", "gifts"):
+        for name in ("stream", "user", "item", "watch", "gifts", "propensity"):
             getattr(self, name)[rows] = getattr(ev, name)[rows]
         self.start[rows], self.stop[rows] = ev.step, ev.step + 1
 
     def _close(self, rows: np.ndarray) -> None:
         if len(rows):
             self.closed.append({name: getattr(self, name)[rows].copy() for name in
-                                ("user", "item", "stream", "start", "stop", "watch",
-                                 "gifts")})
+                                ROW_FIELDS})
         self.stream[rows] = -1
 
     def frame(self) -> pl.DataFrame:
         """All rows (open ones closed), sorted by (start, user)."""
         self._close(np.flatnonzero(self.stream >= 0))
         cols = {name: np.concatenate([c[name] for c in self.closed]) if self.closed
-                else np.zeros(0) for name in ("user", "item", "stream", "start", "stop",
-                                              "watch", "gifts")}
+                else np.zeros(0) for name in ROW_FIELDS}
         return pl.DataFrame({
             "user": cols["user"].astype(np.int64), "item": cols["item"].astype(np.int64),
             "stream": cols["stream"].astype(np.int64),
             "start": cols["start"].astype(np.int32), "stop": cols["stop"].astype(np.int32),
             "watch": cols["watch"].astype(np.float32),
             "value": cols["gifts"].astype(np.float32),
+            "propensity": cols["propensity"].astype(np.float64),
         }).sort("start", "user", "item")
 
 
-def _behaviour(policy: str, env, epsilon: float, rng: np.random.Generator, seed: int):
-    """`act(obs) -> actions`: the baseline, replaced by a uniform pick with prob epsilon."""
-    base, slate = make_baseline(policy, env, seed), slate_size_of(env)
+def _behaviour(policy: str, env, epsilon: float, rng: np.random.Generator,
+               seed: int) -> Policy:
+    """The baseline, replaced by a uniformly random slate with probability epsilon."""
+    return EpsilonGreedy(make_baseline(policy, env, seed), epsilon, rng)
 
-    def act(obs: dict) -> np.ndarray:
-        actions = base.act(obs).actions
-        explore = rng.random(len(actions)) < epsilon
-        if explore.any():
-            uniform = masked_uniform(obs["mask"].astype(bool), slate, rng).actions
-            actions = np.where(explore if slate == 1 else explore[:, None], uniform, actions)
-        return actions
 
-    return act
+def shown_probability(behaviour: Policy, obs: dict) -> np.ndarray:
+    """`(n, K)` probability that `behaviour` shows each candidate (any rank of a slate)."""
+    probs = behaviour.probabilities(obs)
+    return probs if probs.ndim == 2 else probs.sum(axis=1)
+
+
+def clicked_propensity(shown: np.ndarray, cand_ids: np.ndarray,
+                       clicked_id: np.ndarray) -> np.ndarray:
+    """`(n,)` shown-probability of the candidate each viewer opened (0 where none was:
+    candidate ids are distinct within a row)."""
+    return (shown * (cand_ids == clicked_id[:, None])).sum(axis=1)
 
 
 def _check_args(policy: str, epsilon: float, sessions: int, days: float,
@@ -243,7 +256,8 @@ def simulate_rows(sim_config: LiveStreamConfig | None = None, *, policy: str = "
                   epsilon: float = 0.1, sessions: int = 2000, days: float = 7.0,
                   seed: int = 0, return_after_days: float = 1.0) -> pl.DataFrame:
     """Raw synthetic rows with original ids: user, item (streamer), stream (broadcast),
-    start, stop (Int32 steps), watch (Float32 minutes), value (Float32 gifts).
+    start, stop (Int32 steps), watch (Float32 minutes), value (Float32 gifts) and
+    propensity (Float64: the behaviour's probability of showing the streamer at `start`).
 
     return_after_days: how long a returning viewer stays away (0: back on the next step,
     as in the simulator's own sessions).
@@ -253,7 +267,7 @@ def simulate_rows(sim_config: LiveStreamConfig | None = None, *, policy: str = "
     env = LiveStreamVectorEnv(sessions, config=cfg)
     world_seed, policy_seed, away_seed = np.random.SeedSequence(seed).spawn(3)
     obs, _ = env.reset(seed=int(world_seed.generate_state(1)[0]))
-    act = _behaviour(policy, env, epsilon, np.random.default_rng(policy_seed), seed)
+    behaviour = _behaviour(policy, env, epsilon, np.random.default_rng(policy_seed), seed)
     core, ids, rows = env.core, Identities(sessions, env.core), RowBuilder(sessions)
     steps_per_day = MINUTES_PER_DAY / cfg.step_minutes
     away = None if return_after_days == 0 else AwayViewers(
@@ -261,12 +275,14 @@ def simulate_rows(sim_config: LiveStreamConfig | None = None, *, policy: str = "
     first_step = int(core.start_clock // cfg.step_minutes)
     for tick in range(int(round(days * steps_per_day))):
         watched_item, watched_stream = ids.item.copy(), ids.stream.copy()
-        obs, _, _, _, info = env.step(act(obs))
+        shown, cand_ids = shown_probability(behaviour, obs), core.cand_ids.copy()
+        obs, _, _, _, info = env.step(behaviour.act(obs).actions)
         current = np.maximum(core.viewers.current, 0)  # the clicked streamer where clicked
         rows.add(StepEvents(first_step + tick, info["clicked"], ids.user.copy(),
                             watched_item[current], watched_stream[current],
                             np.asarray(info["watch_minutes"], dtype=np.float64),
-                            np.asarray(info["gifts"], dtype=np.float64)))
+                            np.asarray(info["gifts"], dtype=np.float64),
+                            clicked_propensity(shown, cand_ids, current)))
         _next_viewers(core, info, ids, away, tick)
         ids.update_streamers(core)
     env.close()
@@ -284,7 +300,7 @@ def simulate_interactions(sim_config: LiveStreamConfig | None = None, *,
     raw = simulate_rows(sim_config, policy=policy, epsilon=epsilon, sessions=sessions,
                         days=days, seed=seed, return_after_days=return_after_days)
     step = (sim_config or LiveStreamConfig()).step_minutes
-    return from_raw(raw.drop("stream"), step_minutes=step,
+    return from_raw(raw.drop("stream", "propensity"), step_minutes=step,
                     source=f"synth:{policy},epsilon={epsilon},seed={seed}")
 
 

@@ -26,8 +26,17 @@ from typing import NamedTuple
 import numpy as np
 import polars as pl
 
+from liveq.core.units import MINUTES_PER_DAY
 from liveq.data import badrows as br
-from liveq.data.log import InteractionLog, LogError, from_ranked
+from liveq.data.log import InteractionLog, LogError, from_ranked, from_raw
+from liveq.data.sanity import (
+    TimeRange,
+    duplicate_check,
+    far_check,
+    mark_copies,
+    repeated_neighbours,
+    time_range,
+)
 
 TWITCH_COLUMNS = ("user_id", "stream_id", "streamer_name", "start", "stop")
 STEP_MINUTES = 10.0
@@ -128,6 +137,8 @@ def load_twitch(path: str | Path, on_bad_rows: str = "error",
         frame = chunk.frame
         parts.append(frame.select("user", names.encode(frame["item"]).alias("item"),
                                   "start", "stop"))
+    if not bad:
+        raise LogError(f"{path}: the file is empty")
     kept = br.handle_bad_rows(pl.concat(bad), on_bad_rows, str(path))
     if sum(p.height for p in parts) == 0:
         raise LogError(f"{path}: no interactions (the file is empty or every row is bad)")
@@ -140,7 +151,51 @@ def load_twitch(path: str | Path, on_bad_rows: str = "error",
                                pl.Series("item", item_rank).gather(frame["item"]))
     del user_rank
     log = from_ranked(frame, users, items, step_minutes=STEP_MINUTES, source=str(path))
-    return replace(log, bad_rows=kept)
+    log, screened = _screen(log, path, on_bad_rows, chunk_bytes)
+    present = [b for b in (kept, screened) if b is not None]
+    return replace(log, bad_rows=pl.concat(present) if present else None)
+
+
+_KEY = ["start", "user", "item"]  # the order of a loaded log's rows
+
+
+def _suspects(log: InteractionLog, bulk: TimeRange) -> pl.DataFrame:
+    """Rows, in original ids, that lie far outside `bulk` or repeat another row's user,
+    streamer, start and stop (a copy unless the broadcast differs); usually none."""
+    frame = log.frame.select(*_KEY, "stop")
+    far = frame.select(far_check(bulk).bad).to_series().to_numpy()
+    near = np.flatnonzero(repeated_neighbours(frame, _KEY))
+    twins = frame[near].filter(pl.struct(*_KEY, "stop").is_duplicated())
+    found = pl.concat([frame.filter(pl.Series(far)), twins])
+    return found.select(log.user_ids.gather(found["user"]).alias("user"),
+                        log.item_ids.gather(found["item"]).alias("item"),
+                        "start", "stop").unique()
+
+
+def _screen(log: InteractionLog, path: str | Path, on_bad_rows: str, chunk_bytes: int
+            ) -> tuple[InteractionLog, pl.DataFrame | None]:
+    """Far rows and exact duplicates (`liveq.data.sanity`): found in the loaded log, named
+    by line in a second pass over the file (only when there are any), then handled per
+    `on_bad_rows`."""
+    bulk = time_range(log.frame["start"], MINUTES_PER_DAY / STEP_MINUTES)
+    suspects = _suspects(log, bulk)
+    if suspects.height == 0:
+        return log, None
+    keys = ["user", "item", "start", "stop"]
+    rows = mark_copies(pl.concat([chunk.frame.join(suspects, on=keys, how="semi")
+                                  for chunk in iter_twitch_chunks(path, chunk_bytes)]),
+                       ["user", "stream", *keys[1:]])
+    checks = [far_check(bulk), duplicate_check()]
+    _, bad = br.first_failure(rows, checks, str(path))
+    if bad.height == 0:
+        return log, None
+    kept = br.handle_bad_rows(bad, on_bad_rows, str(path))
+    drop = rows.join(bad.select("line"), on="line", how="semi").group_by(keys).len("drop")
+    frame = log.frame.with_columns(log.user_ids.gather(log.frame["user"]).alias("user"),
+                                   log.item_ids.gather(log.frame["item"]).alias("item"))
+    frame = frame.join(drop, on=keys, how="left", maintain_order="left").filter(
+        pl.int_range(pl.len()).over(keys) < pl.len().over(keys) - pl.col("drop").fill_null(0))
+    return from_raw(frame.drop("drop"), step_minutes=STEP_MINUTES, source=log.source), kept
 
 
 def write_twitch(rows: pl.DataFrame, path: str | Path) -> None:

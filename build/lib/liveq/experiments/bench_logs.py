@@ -23,7 +23,8 @@ STEPS_PER_DAY = 144
 
 def twitch_shaped_rows(n_rows: int, seed: int = 0, n_users: int = 100_000,
                        n_items: int = 160_000, n_steps: int = 6148) -> pl.DataFrame:
-    """Raw Twitch columns `user_id, stream_id, streamer_name, start, stop`."""
+    """Raw Twitch columns `user_id, stream_id, streamer_name, start, stop`, at most
+    `n_rows` of them: exact copies are dropped, as the loader refuses them."""
     rng = np.random.default_rng(seed)
     weight = rng.pareto(1.5, n_users) + 1
     per_user = np.maximum(1, np.round(weight / weight.sum() * n_rows)).astype(np.int64)
@@ -41,7 +42,7 @@ def twitch_shaped_rows(n_rows: int, seed: int = 0, n_users: int = 100_000,
     stop = np.minimum(start + 1 + rng.geometric(0.35, n), n_steps)
     return pl.DataFrame({"user_id": user, "stream_id": item * 1000 + day,
                          "streamer_name": pl.Series(item).cast(pl.String),
-                         "start": start, "stop": stop})
+                         "start": start, "stop": stop}).unique(maintain_order=True)
 
 
 def _best_time(action, repeats: int) -> tuple[float, Any]:

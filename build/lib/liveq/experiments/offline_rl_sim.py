@@ -3,12 +3,12 @@
     1. log      the behaviour policy (popular:0.3) recommends to `sessions` concurrent
                 viewers for `steps` steps; every transition goes into a replay buffer
                 (`liveq.train.offline.log_transitions`)
-    2. learn    from that buffer alone (`train_offline`: no env, no acting):
-                  dqn     double DQN + CQL penalty (cql_alpha)
-                  bc      the same Q-network trained on the CQL term alone (td_weight 0):
-                          the cross-entropy of the logged action, i.e. behaviour cloning
-                  bandit  gamma 0 + CQL: the immediate reward only
-                  dqn-nocql  double DQN alone (an ablation, not run by default)
+    2. learn    from that buffer alone (`train_offline`: no env, no acting), each a
+                registered learner (`liveq.train.registry`) sharing the network settings:
+                  dqn     learner cql: double DQN + CQL penalty (cql_alpha)
+                  bc      learner bc: the cross-entropy of the logged action
+                  bandit  learner bandit: gamma 0 + CQL, the immediate reward only
+                  dqn-nocql  learner dqn: double DQN alone (an ablation, not run by default)
     3. judge    (a) off-policy, on a second, held-out behaviour log, as `liveq ope sim`
                 does: each learned policy (greedy, and softened with `soften` uniform
                 exploration) estimated by IPS/SNIPS/DM/DR/switch-DR beside the exact truth
@@ -32,14 +32,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 
 from liveq.algos.dqn import DQNAgent, DQNConfig
 from liveq.core.config import require
 from liveq.eval.online import evaluate, make_online_evaluator
 from liveq.experiments.ope_sim import (
     ENV_ID,
-    EpsilonGreedyPolicy,
     SimLog,
     SimOPEConfig,
     action_distribution,
@@ -49,8 +47,11 @@ from liveq.experiments.ope_sim import (
     parse_policy,
 )
 from liveq.ope.estimators import EstimatorConfig
+from liveq.policies.explore import EpsilonGreedy
 from liveq.sim.vector import make_vec_env
+from liveq.train.loop import torch_threads
 from liveq.train.offline import LoggedTransitions, log_transitions, train_offline
+from liveq.train.registry import build_learner, derive_config
 
 SMALL_WORLD = {"n_streamers": 200, "n_candidates": 8, "followed_slots": 2, "trending_slots": 2}
 
@@ -62,12 +63,12 @@ def small_dqn() -> DQNConfig:
                      target_update_interval=200, epsilon_fraction=0.3, hidden_sizes=[64, 64])
 
 
-# learner name -> DQNConfig changes, given the experiment's cql_alpha
-OFFLINE_LEARNERS: dict[str, Callable[[float], dict[str, Any]]] = {
-    "dqn": lambda alpha: {"cql_alpha": alpha},
-    "dqn-nocql": lambda alpha: {"cql_alpha": 0.0},
-    "bc": lambda alpha: {"cql_alpha": 1.0, "td_weight": 0.0},
-    "bandit": lambda alpha: {"gamma": 0.0, "cql_alpha": alpha},
+# the experiment's learner name -> (registered algorithm, whether it takes cql_alpha)
+OFFLINE_LEARNERS: dict[str, tuple[str, bool]] = {
+    "dqn": ("cql", True),
+    "dqn-nocql": ("dqn", False),
+    "bc": ("bc", False),
+    "bandit": ("bandit", True),
 }
 
 
@@ -116,7 +117,8 @@ class OfflineRLConfig:
         require(len(set(self.learners)) == len(self.learners), "learners repeat a name")
         for text in (self.behaviour, *self.references):
             parse_policy(text)
-        require(self.cql_alpha >= 0, f"cql_alpha must be >= 0, got {self.cql_alpha}")
+        require(self.cql_alpha > 0, f"cql_alpha must be > 0, got {self.cql_alpha} (learner "
+                "dqn-nocql is DQN without the penalty)")
         require(0.0 <= self.soften <= 1.0, f"soften must be in [0, 1], got {self.soften}")
         require(self.env.get("slate_size", 1) == 1, "offline-rl needs env.slate_size 1")
         self.dqn.validate()
@@ -124,13 +126,11 @@ class OfflineRLConfig:
 
 
 # ------------------------------------------------------------------ learning
-def learner_config(config: OfflineRLConfig, name: str) -> DQNConfig:
-    """The shared DQN settings with learner `name`'s changes."""
-    dqn = copy.deepcopy(config.dqn)
-    for key, value in OFFLINE_LEARNERS[name](config.cql_alpha).items():
-        setattr(dqn, key, value)
-    dqn.validate()
-    return dqn
+def learner_config(config: OfflineRLConfig, name: str) -> Any:
+    """Learner `name`'s config: the shared DQN settings it has, and cql_alpha."""
+    algorithm, conservative = OFFLINE_LEARNERS[name]
+    changes = {"cql_alpha": config.cql_alpha} if conservative else {}
+    return derive_config(algorithm, config.dqn, **changes)
 
 
 def log_behaviour(config: OfflineRLConfig, seed: int) -> LoggedTransitions:
@@ -144,15 +144,16 @@ def log_behaviour(config: OfflineRLConfig, seed: int) -> LoggedTransitions:
 
 
 def train_learners(config: OfflineRLConfig, logged: LoggedTransitions,
-                   seed: np.random.SeedSequence) -> tuple[dict[str, DQNAgent], dict[str, dict]]:
+                   seed: np.random.SeedSequence) -> tuple[dict[str, Any], dict[str, dict]]:
     """Each offline learner trained on the same buffer; the agents and their loss stats."""
     env = make_vec_env(ENV_ID, 1, config.env)
     agents, stats = {}, {}
     for name, learner_seq in zip(config.learners, seed.spawn(len(config.learners)),
                                  strict=True):
         agent_seq, sample_seq = learner_seq.spawn(2)
-        agents[name] = DQNAgent(env.single_observation_space, env.single_action_space,
-                                learner_config(config, name), agent_seq)
+        agents[name] = build_learner(OFFLINE_LEARNERS[name][0], env.single_observation_space,
+                                     env.single_action_space, learner_config(config, name),
+                                     agent_seq)
         stats[name] = train_offline(agents[name], logged.buffer, config.gradient_steps,
                                     seed=sample_seq)
     env.close()
@@ -227,7 +228,7 @@ def off_policy(config: OfflineRLConfig, policies: dict[str, Any],
     for name, policy in policies.items():
         dists[name] = action_distribution(policy, obs)
         if config.soften > 0:
-            soft = EpsilonGreedyPolicy(policy, config.soften, seed)
+            soft = EpsilonGreedy(policy, config.soften, np.random.default_rng(seed))
             dists[f"{name}:{config.soften:g}"] = action_distribution(soft, obs)
     log = log._replace(target_dists=dists)
     return evaluate_log(log, config.estimators, seed), support(log), len(log.action)
@@ -252,7 +253,11 @@ def online(config: OfflineRLConfig, policies: dict[str, Any],
 def run_offline_rl(config: OfflineRLConfig, seed: int) -> dict[str, Any]:
     """Log, learn offline, judge off-policy and online; everything the tables show."""
     config.validate()
-    torch.set_num_threads(1)
+    with torch_threads(1):
+        return _run(config, seed)
+
+
+def _run(config: OfflineRLConfig, seed: int) -> dict[str, Any]:
     log_seq, heldout_seq, learn_seq, online_seq, eval_seq = np.random.SeedSequence(
         seed).spawn(5)
     logged = log_behaviour(config, int(log_seq.generate_state(1)[0]))

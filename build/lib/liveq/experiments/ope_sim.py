@@ -12,8 +12,10 @@ value is its average under the target's action distribution over the logged stat
 same quantity every estimator here estimates. Repeating over seeds gives each estimator's
 bias, RMSE and the coverage of its bootstrap interval.
 
-Policies are written `NAME` or `NAME:EPSILON` (a uniform-exploration mixture), with NAME a
-liveq baseline: oracle, popular, repeat or random.
+Policies are written `NAME` or `NAME:EPSILON` (`liveq.policies.explore.EpsilonGreedy`
+around the baseline), with NAME a liveq baseline: oracle, popular, repeat or random. Every
+distribution comes from the policy itself (`policy.probabilities`). The estimators here
+are single-item ones: slates (env.slate_size > 1) are refused.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from liveq.algos.dqn import epsilon_greedy_propensities
 from liveq.core.config import ConfigError, require
+from liveq.core.errors import UsageError
 from liveq.ope.estimators import (
     EstimatorConfig,
     LoggedBandit,
@@ -34,8 +36,9 @@ from liveq.ope.estimators import (
     fold_ids,
     make_estimators,
 )
-from liveq.policies.base import Action, action_mask, masked_uniform
-from liveq.policies.baselines import BASELINES, RandomPolicy, make_baseline
+from liveq.policies.base import Policy
+from liveq.policies.baselines import BASELINES, make_baseline
+from liveq.policies.explore import EpsilonGreedy
 from liveq.sim.oracle import expected_immediate_reward
 from liveq.sim.vector import make_vec_env
 
@@ -62,52 +65,21 @@ def parse_policy(text: str) -> PolicySpec:
     return PolicySpec(name, epsilon)
 
 
-class EpsilonGreedyPolicy:
-    """A deterministic base policy; with probability `epsilon` a uniform allowed candidate."""
-
-    def __init__(self, base: Any, epsilon: float, seed: int | None = None):
-        self.base, self.epsilon = base, epsilon
-        self.rng = np.random.default_rng(seed)
-
-    def act(self, obs, mask=None) -> Action:
-        allowed = action_mask(obs, mask, obs["candidates"].shape[1])
-        greedy = self.base.act(obs, allowed)
-        if not np.all(greedy.propensities == 1.0) or greedy.actions.ndim != 1:
-            raise ValueError("EpsilonGreedyPolicy needs a deterministic single-item base")
-        explore = self.rng.random(len(allowed)) < self.epsilon
-        uniform = masked_uniform(allowed, 1, self.rng).actions
-        actions = np.where(explore, uniform, greedy.actions)
-        return Action(actions, epsilon_greedy_propensities(
-            actions, greedy.actions, allowed.sum(axis=1), self.epsilon))
-
-
-def build_policy(spec: PolicySpec, env, seed: int) -> Any:
+def build_policy(spec: PolicySpec, env, seed: int) -> Policy:
     """The baseline named by `spec`, wrapped in uniform exploration when epsilon > 0."""
     base = make_baseline(spec.name, env, seed)
-    return EpsilonGreedyPolicy(base, spec.epsilon, seed) if spec.epsilon > 0 else base
+    if spec.epsilon == 0:
+        return base
+    return EpsilonGreedy(base, spec.epsilon, np.random.default_rng(seed))
 
 
-def action_distribution(policy: Any, obs: dict, mask: np.ndarray | None = None) -> np.ndarray:
-    """`(n, K)` probability of each candidate under `policy` in the current states.
-
-    Uniform for `RandomPolicy`, the mixture for `EpsilonGreedyPolicy`, and one-hot for any
-    policy whose `act` is deterministic (propensity 1: score policies, the oracle, greedy
-    Q-networks). Calling `act` on such a policy changes nothing.
-    """
-    allowed = action_mask(obs, mask, obs["candidates"].shape[1])
-    uniform = allowed / np.maximum(allowed.sum(axis=1, keepdims=True), 1)
-    if isinstance(policy, RandomPolicy):
-        return uniform
-    if isinstance(policy, EpsilonGreedyPolicy):
-        base = action_distribution(policy.base, obs, allowed)
-        return policy.epsilon * uniform + (1.0 - policy.epsilon) * base
-    chosen = policy.act(obs, allowed)
-    if chosen.actions.ndim != 1 or not np.all(chosen.propensities == 1.0):
-        raise ValueError(f"cannot read the action distribution of {type(policy).__name__}: "
-                         "it is neither deterministic nor a known random policy")
-    dist = np.zeros(allowed.shape)
-    dist[np.arange(len(dist)), chosen.actions] = 1.0
-    return dist
+def action_distribution(policy: Policy, obs: dict) -> np.ndarray:
+    """`(n, K)` probability of each candidate under `policy` in the current states; a
+    policy that recommends slates is refused (the estimators here score single items)."""
+    if policy.slate_size != 1:
+        raise UsageError(f"off-policy evaluation here scores single recommendations; "
+                         f"{type(policy).__name__} recommends slates of {policy.slate_size}")
+    return policy.probabilities(obs)
 
 
 # ------------------------------------------------------------------ logging

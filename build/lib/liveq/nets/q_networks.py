@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from liveq.core.config import ConfigError
+from liveq.core.errors import CheckpointError
 from liveq.policies.base import Obs
 
 MASKED_Q = -1e9  # stands in for the Q-value of a candidate that may not be chosen
@@ -104,3 +105,21 @@ def masked_q(q_values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     if mask is None:
         return q_values
     return q_values.masked_fill(~mask, MASKED_Q)
+
+
+def load_weights(module: nn.Module, state: dict[str, torch.Tensor], name: str) -> None:
+    """`module.load_state_dict(state)`, or a one-line `CheckpointError` naming the first
+    missing, unexpected or differently shaped tensor (as `name.key`) and both shapes."""
+    own = module.state_dict()
+    missing = [key for key in own if key not in state]
+    extra = [key for key in state if key not in own]
+    if missing or extra:
+        raise CheckpointError(f"{name}: the saved network has other layers than this config "
+                              f"builds (missing {missing}, unexpected {extra})")
+    for key, tensor in own.items():
+        saved = state[key]
+        if tuple(saved.shape) != tuple(tensor.shape):
+            raise CheckpointError(f"{name}.{key}: saved shape {tuple(saved.shape)}, this "
+                                  f"config builds {tuple(tensor.shape)} (were hidden_sizes "
+                                  "changed after training?)")
+    module.load_state_dict(state)

@@ -15,8 +15,8 @@ estimates `q_hat[i]` of every action's expected reward. With `w_i = pi_e[i, a_i]
 is a function of four per-round numbers (r, w, q_hat(x, a), q_hat(x, pi_e)), so
 `condense` rewrites a log with two action columns and the same estimates, which makes
 the bootstrap O(n) per replicate. The reward model for DM and DR is a ridge or logistic
-regression on round and action features, cross-fitted over K folds like obp's
-`RegressionModel.fit_predict`.
+regression on round and action features (scikit-learn's, through `liveq.core.numerics`),
+cross-fitted over K folds like obp's `RegressionModel.fit_predict`.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 
 from liveq.core.config import require
+from liveq.core.numerics import fit_logistic, fit_ridge, sigmoid
 
 
 class LoggedBandit(NamedTuple):
@@ -260,52 +261,6 @@ def all_action_scores(features: RewardFeatures, rows: np.ndarray, weights: np.nd
         else:
             scores += np.asarray(part[rows], dtype=np.float64) @ w
     return scores
-
-
-def fit_ridge(x: np.ndarray, y: np.ndarray, l2: float) -> tuple[np.ndarray, float]:
-    """Least squares with `l2 * |w|^2` on the weights, not the intercept."""
-    mean_x, mean_y = x.mean(axis=0), y.mean()
-    xc = x - mean_x
-    gram = xc.T @ xc + l2 * np.eye(x.shape[1])
-    w = np.linalg.lstsq(gram, xc.T @ (y - mean_y), rcond=None)[0]
-    return w, float(mean_y - mean_x @ w)
-
-
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    """1 / (1 + exp(-z)) without overflow."""
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
-
-
-def _logistic_loss(x1: np.ndarray, y: np.ndarray, theta: np.ndarray, penalty: np.ndarray
-                   ) -> float:
-    z = x1 @ theta
-    return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * theta @ (penalty * theta))
-
-
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float, max_iter: int = 100,
-                 tol: float = 1e-10) -> tuple[np.ndarray, float]:
-    """Logistic regression by damped Newton steps: minimises the summed log loss plus
-    `l2 / 2 * |w|^2` (the intercept is not penalised), scikit-learn's objective with C = 1/l2.
-    """
-    x1 = np.concatenate([x, np.ones((len(x), 1))], axis=1)
-    penalty = np.append(np.full(x.shape[1], l2), 1e-12)  # keeps the Hessian invertible
-    theta = np.zeros(x1.shape[1])
-    loss = _logistic_loss(x1, y, theta, penalty)
-    for _ in range(max_iter):
-        p = sigmoid(x1 @ theta)
-        grad = x1.T @ (p - y) + penalty * theta
-        hess = (x1 * (p * (1.0 - p))[:, None]).T @ x1 + np.diag(penalty)
-        step = np.linalg.solve(hess, grad)
-        size, new_loss = 1.0, _logistic_loss(x1, y, theta - step, penalty)
-        while new_loss > loss and size > 1e-8:  # halve until the loss does not grow
-            size /= 2
-            new_loss = _logistic_loss(x1, y, theta - size * step, penalty)
-        if new_loss > loss:
-            break
-        theta, loss = theta - size * step, new_loss
-        if np.max(np.abs(size * step)) < tol:
-            break
-    return theta[:-1], float(theta[-1])
 
 
 def fold_ids(n: int, n_folds: int, seed: int) -> np.ndarray:

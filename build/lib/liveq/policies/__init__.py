@@ -1,1 +1,2 @@
-"""Policies: the Policy contract (act + full action distribution), exploration, baselines."""
+"""Policies: the Policy contract (act + full action distribution, `base`), exploration
+wrappers and the epsilon schedule (`explore`), and the non-learning baselines."""

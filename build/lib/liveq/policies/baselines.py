@@ -12,7 +12,15 @@ from collections.abc import Callable
 import gymnasium as gym
 import numpy as np
 
-from liveq.policies.base import Action, action_mask, masked_uniform, top_k_slate
+from liveq.policies.base import (
+    Action,
+    GreedyPolicy,
+    action_mask,
+    masked_uniform,
+    uniform_probabilities,
+    uniform_slate_probability,
+    valid_slates,
+)
 from liveq.sim.candidates import CANDIDATE_FEATURES
 from liveq.sim.oracle import expected_immediate_reward
 
@@ -26,25 +34,34 @@ def slate_size_of(env: gym.vector.VectorEnv) -> int:
 
 
 class RandomPolicy:
-    """Uniformly random live candidates."""
+    """Uniformly random ordered slates of distinct live candidates."""
 
     def __init__(self, slate_size: int, seed: int | None = None):
         self.slate_size, self.rng = slate_size, np.random.default_rng(seed)
 
+    def allowed(self, obs, mask=None) -> np.ndarray:
+        return action_mask(obs, mask, obs["candidates"].shape[1])
+
     def act(self, obs, mask=None) -> Action:
-        allowed = action_mask(obs, mask, obs["candidates"].shape[1])
-        return masked_uniform(allowed, self.slate_size, self.rng)
+        return masked_uniform(self.allowed(obs, mask), self.slate_size, self.rng)
+
+    def probabilities(self, obs, mask=None) -> np.ndarray:
+        return uniform_probabilities(self.allowed(obs, mask), self.slate_size)
+
+    def slate_probability(self, obs, slates, mask=None) -> np.ndarray:
+        allowed = self.allowed(obs, mask)
+        return (uniform_slate_probability(allowed.sum(axis=1), self.slate_size)
+                * valid_slates(slates, allowed))
 
 
-class ScorePolicy:
+class ScorePolicy(GreedyPolicy):
     """Ranks candidates by a score computed from the observation (ties: lower index)."""
 
     def __init__(self, score: Callable[[dict], np.ndarray], slate_size: int):
         self.score, self.slate_size = score, slate_size
 
-    def act(self, obs, mask=None) -> Action:
-        allowed = action_mask(obs, mask, obs["candidates"].shape[1])
-        return top_k_slate(np.where(allowed, self.score(obs), -np.inf), self.slate_size)
+    def scores(self, obs, mask=None) -> np.ndarray:
+        return np.where(self.allowed(obs, mask), self.score(obs), -np.inf)
 
 
 def popular_score(obs: dict) -> np.ndarray:
@@ -58,8 +75,9 @@ def repeat_score(obs: dict) -> np.ndarray:
     return history * 100.0 + popular_score(obs)
 
 
-class OracleMyopicPolicy:
-    """Greedy on the simulator's true expected immediate reward (reads hidden state)."""
+class OracleMyopicPolicy(GreedyPolicy):
+    """Greedy on the simulator's true expected immediate reward (reads hidden state, so
+    it scores the env's current states whatever `obs` is passed)."""
 
     def __init__(self, env: gym.vector.VectorEnv):
         core = getattr(env.unwrapped, "core", None)
@@ -67,8 +85,9 @@ class OracleMyopicPolicy:
             raise ValueError("the oracle-myopic baseline needs a liveq LiveStream env")
         self.core, self.slate_size = core, slate_size_of(env)
 
-    def act(self, obs, mask=None) -> Action:
-        return top_k_slate(expected_immediate_reward(self.core), self.slate_size)
+    def scores(self, obs, mask=None) -> np.ndarray:
+        return np.where(self.allowed(obs, mask), expected_immediate_reward(self.core),
+                        -np.inf)
 
 
 BASELINES: dict[str, Callable[[gym.vector.VectorEnv, int], object]] = {

@@ -23,6 +23,7 @@ import torch
 
 from liveq.core.config import ConfigError
 from liveq.data.log import InteractionLog, LogError
+from liveq.ranking.availability import LiveIndex, live_index, slots
 from liveq.ranking.queries import RankingQueries
 
 
@@ -58,27 +59,7 @@ class BPRConfig:
             raise ConfigError(f"bpr.negatives must be 'live' or 'uniform', got {self.negatives!r}")
 
 
-class LiveTable(NamedTuple):
-    """Streamers live at each step of the training rows, CSR by step."""
-
-    step_offsets: np.ndarray  # (n_steps + 1,) int64
-    pair: np.ndarray  # (P,) int64 step * n_items + item, ascending
-    n_items: int
-
-
-def live_table(train: InteractionLog) -> LiveTable:
-    """Every (step, streamer) with some training row `start <= step < max(stop, start+1)`."""
-    start = train.frame["start"].to_numpy().astype(np.int64)
-    length = np.maximum(train.frame["stop"].to_numpy() - start, 1)
-    row = np.repeat(np.arange(len(start)), length)
-    step = start[row] + np.arange(len(row)) - np.repeat(np.cumsum(length) - length, length)
-    pair = np.unique(step * train.n_items + train.frame["item"].to_numpy()[row])
-    n_steps = int(step.max(initial=-1)) + 1
-    offsets = np.searchsorted(pair // train.n_items, np.arange(n_steps + 1))
-    return LiveTable(offsets.astype(np.int64), pair, train.n_items)
-
-
-def sample_negatives(item: np.ndarray, step: np.ndarray, n_items: int, live: LiveTable | None,
+def sample_negatives(item: np.ndarray, step: np.ndarray, n_items: int, live: LiveIndex | None,
                      rng: np.random.Generator) -> np.ndarray:
     """`(n,)` a streamer other than `item[r]` for each positive, uniform among those live
     at `step[r]` (among all `n_items` when `live` is None or `item[r]` was alone)."""
@@ -86,12 +67,13 @@ def sample_negatives(item: np.ndarray, step: np.ndarray, n_items: int, live: Liv
     negative = other + (other >= item)
     if live is None:
         return negative
-    first, last = live.step_offsets[step], live.step_offsets[step + 1]
-    own = np.searchsorted(live.pair, step * live.n_items + item) - first
+    slot, _ = slots(live, step)  # every positive's step is indexed: its own row is live
+    first, last = live.offsets[slot], live.offsets[slot + 1]
+    own = np.searchsorted(live.keys, slot * live.n_items + item) - first
     among = np.floor(rng.random(len(item)) * (last - first - 1)).astype(np.int64)
     among += among >= own
     crowded = last - first > 1
-    negative[crowded] = live.pair[first[crowded] + among[crowded]] % live.n_items
+    negative[crowded] = live.items[first[crowded] + among[crowded]]
     return negative
 
 
@@ -157,12 +139,11 @@ class BPRModel:
     def fit(self, train: InteractionLog, seed: int) -> None:
         if train.n_items < 2 or train.frame.height == 0:
             raise LogError(f"{train.source}: BPR needs training rows and two streamers")
-        torch.set_num_threads(1)
         rng = np.random.default_rng(seed)
         user = train.frame["user"].to_numpy().astype(np.int64)
         item = train.frame["item"].to_numpy().astype(np.int64)
         step = train.frame["start"].to_numpy().astype(np.int64)
-        live = live_table(train) if self.config.negatives == "live" else None
+        live = live_index(train.frame, train.n_items) if self.config.negatives == "live" else None
         tables = self._init(train.n_users, train.n_items, torch.Generator().manual_seed(seed))
         optimizers = [LazyAdam(t, self.config.lr) for t in tables]
         for _ in range(self.config.epochs):

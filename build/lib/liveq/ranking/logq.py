@@ -49,6 +49,7 @@ from liveq.core.config import ConfigError, require
 from liveq.data.log import InteractionLog, LogError
 from liveq.nets.q_networks import mlp
 from liveq.ranking import logq_data as data
+from liveq.ranking.availability import live_index
 from liveq.ranking.queries import RankingQueries
 
 OBJECTIVES = ("dqn", "bc", "bandit")
@@ -224,7 +225,7 @@ class LoggedQModel:
             raise LogError(f"{train.source}: the training log has no interactions")
         c = self.config
         init_seq, data_seq = np.random.SeedSequence(seed).spawn(2)
-        live = data.build_live_index(train.frame, train.n_items)
+        live = live_index(train.frame, train.n_items)
         gap_steps = c.max_gap_minutes / train.step_minutes
         trans = data.build_transitions(train, live, max_gap_steps=gap_steps,
                                        watch_reward=c.watch_reward)

@@ -21,23 +21,13 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-import polars as pl
 
+from liveq.core.units import MINUTES_PER_DAY
 from liveq.data.log import InteractionLog
+from liveq.ranking.availability import LiveIndex, slots, viewers_at
 
-DAY_MINUTES = 1440.0
 STATE_FEATURES = ("time_of_day_sin", "time_of_day_cos", "log_gap_minutes", "history_fill")
 CANDIDATE_FEATURES = ("log_repeats", "in_history", "recency", "position", "log_viewers")
-
-
-class LiveIndex(NamedTuple):
-    """The items live at each step and how many users watch each, sorted by (step, item)."""
-
-    offsets: np.ndarray  # (n_steps + 1,) int64: step t's entries are [offsets[t], offsets[t+1])
-    items: np.ndarray  # (m,) int32
-    viewers: np.ndarray  # (m,) int32 distinct users watching the item during the step
-    keys: np.ndarray  # (m,) int64 step * n_items + item, ascending (for look-ups)
-    n_items: int
 
 
 class LoggedTransitions(NamedTuple):
@@ -52,32 +42,6 @@ class LoggedTransitions(NamedTuple):
     viewers: np.ndarray  # (n,) int32 other users watching `item` at `start`
 
 
-def build_live_index(frame: pl.DataFrame, n_items: int) -> LiveIndex:
-    """Who watches what at each step, from the `start <= t < stop` ranges of `frame` (a row
-    with `stop == start` counts as watching during its start step)."""
-    end = pl.max_horizontal("stop", pl.col("start") + 1)  # a row stopping as it starts: 1 step
-    per_step = (
-        frame.select("item", "user", step=pl.int_ranges("start", end, dtype=pl.Int32))
-        .explode("step")
-        .group_by("step", "item").agg(viewers=pl.col("user").n_unique())
-        .sort("step", "item")
-    )
-    steps = per_step["step"].to_numpy().astype(np.int64)
-    items = per_step["item"].to_numpy().astype(np.int32)
-    n_steps = int(steps.max()) + 1
-    offsets = np.searchsorted(steps, np.arange(n_steps + 1)).astype(np.int64)
-    viewers = per_step["viewers"].to_numpy().astype(np.int32)
-    return LiveIndex(offsets, items, viewers, steps * n_items + items, n_items)
-
-
-def viewers_at(live: LiveIndex, item: np.ndarray, time: np.ndarray) -> np.ndarray:
-    """`(n,)` users watching `item[i]` at step `time[i]` (0 where it is not live)."""
-    keys = time.astype(np.int64) * live.n_items + item
-    pos = np.searchsorted(live.keys, keys).clip(max=max(len(live.keys) - 1, 0))
-    found = live.keys[pos] == keys if len(live.keys) else np.zeros(len(keys), bool)
-    return np.where(found, live.viewers[pos], 0).astype(np.int32)
-
-
 def sample_live(live: LiveIndex, time: np.ndarray, k: int,
                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Up to `k` distinct items live at each `time[i]`: items, viewers and a validity mask,
@@ -87,8 +51,9 @@ def sample_live(live: LiveIndex, time: np.ndarray, k: int,
     `k` uniform draws with replacement, repeated draws marked invalid. Every `time[i]`
     must have at least one live item (true at the start of a logged row).
     """
-    lo = live.offsets[time][:, None]
-    count = (live.offsets[time + 1] - live.offsets[time])[:, None]  # (n, 1)
+    slot, _ = slots(live, time)
+    lo = live.offsets[slot][:, None]
+    count = (live.offsets[slot + 1] - live.offsets[slot])[:, None]  # (n, 1)
     column = np.arange(k)
     drawn = (rng.random((len(time), k)) * count).astype(np.int64)
     small = count <= k
@@ -157,7 +122,7 @@ def state_features(history: np.ndarray, history_time: np.ndarray, time: np.ndarr
     valid = history >= 0
     last_time = np.where(valid, history_time, -1).max(axis=1)  # (n,)
     gap_minutes = np.where(last_time >= 0, (time - last_time) * step_minutes, 0.0)
-    angle = 2 * np.pi * ((time * step_minutes) % DAY_MINUTES) / DAY_MINUTES
+    angle = 2 * np.pi * ((time * step_minutes) % MINUTES_PER_DAY) / MINUTES_PER_DAY
     return np.stack([np.sin(angle), np.cos(angle),
                      np.log1p(np.maximum(gap_minutes, 0.0)) / 10.0,
                      valid.mean(axis=1)], axis=1).astype(np.float32)
@@ -180,7 +145,7 @@ def candidate_features(history: np.ndarray, history_time: np.ndarray, time: np.n
     at = last.clip(min=0)
     newer = np.cumsum((history >= 0)[:, ::-1], axis=1)[:, ::-1] - (history >= 0)  # (n, H)
     minutes = (time[query] - history_time[query, at]) * step_minutes
-    recency = np.where(seen, np.exp(-np.maximum(minutes, 0.0) / DAY_MINUTES), 0.0)
+    recency = np.where(seen, np.exp(-np.maximum(minutes, 0.0) / MINUTES_PER_DAY), 0.0)
     position = np.where(seen, 1.0 / (1.0 + newer[query, at]), 0.0)
     return np.stack([np.log1p(repeats), seen, recency, position,
                      np.log1p(np.maximum(cand_viewers, 0))], axis=1).astype(np.float32)

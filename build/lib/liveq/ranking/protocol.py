@@ -53,7 +53,10 @@ import numpy as np
 import polars as pl
 
 from liveq.core.stats import mean_ci
+from liveq.core.units import MINUTES_PER_DAY
 from liveq.data.log import InteractionLog, LogError
+from liveq.data.sanity import require_compact
+from liveq.ranking.availability import AVAILABILITY, live_candidates
 from liveq.ranking.queries import OfflineModel, RankingQueries
 
 PROTOCOLS = ("liverec", "leave-last-out")
@@ -156,9 +159,6 @@ def _visible(rows: SortedRows, log: InteractionLog, split: str, protocol: str,
     raise ValueError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
 
 
-AVAILABILITY = ("log", "others")
-
-
 def self_only(queries: RankingQueries) -> np.ndarray:
     """`(n,)` bool: the query's target has no other viewer at its time (see above)."""
     return queries.cand_viewers[target_index(queries)] == 0
@@ -190,69 +190,11 @@ def build_queries(log: InteractionLog, split: str, history: int = HISTORY, *,
     history_item = np.where(padded, -1, rows.item[hist]).astype(np.int32)
     history_time = np.where(padded, -1, rows.start[hist]).astype(np.int32)
     user, time, item = rows.user[target], rows.start[target], rows.item[target]
-    offsets, cand_item, cand_viewers = live_candidates(log, user, time)
+    offsets, cand_item, cand_viewers = live_candidates(log.frame, log.n_items, user, time)
     return RankingQueries(user=user, time=time, target=item, history=history_item,
                           history_time=history_time, offsets=offsets, cand_item=cand_item,
                           cand_viewers=cand_viewers,
                           is_repeat=(history_item == item[:, None]).any(axis=1))
-
-
-class _Live(NamedTuple):
-    """Who watches what at the query times: distinct (time, item) pairs, sorted."""
-
-    times: np.ndarray  # (T,) sorted distinct query steps
-    pair: np.ndarray  # (P,) int64 time_index * n_items + item, ascending
-    viewers: np.ndarray  # (P,) int32 distinct users watching the pair
-    time_offsets: np.ndarray  # (T + 1,) pairs of time index j are pair[time_offsets[j]:...]
-    watcher: np.ndarray  # (W,) int64 user of each distinct (pair, user) triple
-    watched: np.ndarray  # (W,) int64 index into `pair` of that triple
-
-
-def _live_at(log: InteractionLog, times: np.ndarray) -> _Live:
-    """Expand every row over the query times it covers (`start <= t < max(stop, start+1)`)."""
-    start = log.frame["start"].to_numpy().astype(np.int64)
-    stop = np.maximum(log.frame["stop"].to_numpy(), start + 1)
-    first, end = np.searchsorted(times, start), np.searchsorted(times, stop)
-    covered = end - first
-    row = np.repeat(np.arange(len(start)), covered)
-    time_index = first[row] + np.arange(len(row)) - np.repeat(np.cumsum(covered) - covered,
-                                                              covered)
-    pair = time_index * log.n_items + log.frame["item"].to_numpy()[row]
-    triple = np.unique(pair * log.n_users + log.frame["user"].to_numpy()[row])
-    pair, watcher = np.divmod(triple, log.n_users)
-    new_pair = np.diff(pair, prepend=-1) != 0
-    watched = np.cumsum(new_pair) - 1
-    pairs = pair[new_pair]
-    viewers = np.diff(np.r_[np.flatnonzero(new_pair), len(pair)]).astype(np.int32)
-    time_offsets = np.searchsorted(pairs // log.n_items, np.arange(len(times) + 1))
-    return _Live(times, pairs, viewers, time_offsets, watcher, watched)
-
-
-def live_candidates(log: InteractionLog, user: np.ndarray,
-                    time: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`(offsets, cand_item, cand_viewers)` for queries of distinct users at `time`.
-
-    Candidates of a query are the streamers live at its time, by ascending item id;
-    `cand_viewers` counts the distinct other users watching each one then.
-    """
-    if len(np.unique(user)) != len(user):
-        raise ValueError("live_candidates needs one query per user")
-    live = _live_at(log, np.unique(time))
-    slot = np.searchsorted(live.times, time)
-    begin = live.time_offsets[slot]
-    sizes = live.time_offsets[slot + 1] - begin
-    offsets = np.r_[0, np.cumsum(sizes)].astype(np.int64)
-    source = np.repeat(begin - offsets[:-1], sizes) + np.arange(offsets[-1])
-    cand_item = (live.pair % log.n_items).astype(np.int32)[source]
-    cand_viewers = live.viewers[source]
-    query_of_user = np.full(log.n_users, -1, dtype=np.int64)
-    query_of_user[user] = np.arange(len(user))
-    query = query_of_user[live.watcher]
-    own = np.flatnonzero(query >= 0)
-    own = own[live.pair[live.watched[own]] // log.n_items == slot[query[own]]]
-    position = offsets[query[own]] + live.watched[own] - begin[query[own]]
-    cand_viewers[position] -= 1
-    return offsets, cand_item, cand_viewers
 
 
 def training_log(log: InteractionLog, protocol: str = "liverec",
@@ -393,6 +335,7 @@ def run_protocol(log: InteractionLog, models: Mapping[str, OfflineModel], *,
     if availability not in AVAILABILITY:
         raise ValueError(f"unknown availability {availability!r}; expected one of "
                          f"{', '.join(AVAILABILITY)}")
+    require_compact(log.frame, MINUTES_PER_DAY / log.step_minutes, log.source)
     train = training_log(log, protocol, liverec)
     fit_seconds = {}
     for name, model in models.items():

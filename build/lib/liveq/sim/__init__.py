@@ -5,7 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 
 from liveq.sim.chain import register_chain
-from liveq.sim.config import LiveStreamConfig, RewardWeights
+from liveq.sim.config import LiveStreamConfig, RewardWeights, StreamerTraits, ViewerTraits
 from liveq.sim.core import InvalidActionError, LiveStreamCore
 
 
@@ -23,4 +23,4 @@ def register_envs() -> None:
 register_envs()
 
 __all__ = ["InvalidActionError", "LiveStreamConfig", "LiveStreamCore", "RewardWeights",
-           "register_envs"]
+           "StreamerTraits", "ViewerTraits", "register_envs"]

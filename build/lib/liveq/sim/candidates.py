@@ -5,28 +5,29 @@ the most-watched live streams (trending), then a random sample of the other live
 (exploration). Duplicates are dropped and the table is filled to `n_candidates` when
 enough streamers are live; empty slots are masked.
 
-`candidate_features` is the single place that turns streamer rows, the viewer's feature
-vector and per-pair facts into the network's input, so the replay codec can rebuild
-exactly what the agent saw from streamer ids and the clock.
+How each candidate is described is `liveq.features` (the schema and its builders), so a
+service computes the same features from its own logs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
+from liveq.features.schema import CANDIDATE_FEATURES
 from liveq.sim.config import LiveStreamConfig
-from liveq.sim.parallel import for_row_chunks
 
-PAIR_FEATURES = ("followed", "current", "history_minutes")
-CANDIDATE_FEATURES = ("match", "recent_overlap", *PAIR_FEATURES, "log_viewers", "est_ctr",
-                      "est_watch", "confidence", "hours_live", "is_new")
+__all__ = ["CANDIDATE_FEATURES", "retrieve"]  # the names, kept here for older imports
 
 
 def retrieve(cfg: LiveStreamConfig, live: np.ndarray, viewers: np.ndarray,
-             follows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+             follows: np.ndarray, rng: np.random.Generator,
+             for_rows: Callable[[Callable[[slice], None], int], None]) -> np.ndarray:
     """`(n, K)` int32 candidate ids, -1 for empty slots.
 
-    live: `(n_streamers,)` bool; viewers: `(n_streamers,)` counts; follows: `(n, F)`.
+    live: `(n_streamers,)` bool; viewers: `(n_streamers,)` counts; follows: `(n, F)`;
+    for_rows: runs the per-row work (`RowPool.run`).
     """
     n, k = len(follows), cfg.n_candidates
     live_ids = np.flatnonzero(live).astype(np.int32)  # int32 halves the compare costs
@@ -44,7 +45,7 @@ def retrieve(cfg: LiveStreamConfig, live: np.ndarray, viewers: np.ndarray,
                                window], axis=1)
         out[rows] = _first_distinct(pool, n_followed=followed.shape[1], k=k)
 
-    for_row_chunks(fill, n)
+    for_rows(fill, n)
     return out
 
 
@@ -82,23 +83,4 @@ def _first_distinct(pool: np.ndarray, n_followed: int, k: int) -> np.ndarray:
         packed = np.full((len(ragged), k), -1, dtype=pool.dtype)
         packed[rows[keep], position[keep]] = sub[keep]
         out[ragged] = packed
-    return out
-
-
-def candidate_features(topics: np.ndarray, stats: np.ndarray, viewer: np.ndarray,
-                       pair: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """`(n, K, len(CANDIDATE_FEATURES))` float32 features of the candidate table.
-
-    topics: `(n, K, topic_dim)` and stats: `(n, K, 6)` float32 streamer rows (zeros for empty
-    slots); viewer: `(n, 2 * topic_dim + ...)` viewer features (profile first, then recent
-    topics); pair: `(n, K, 3)` followed, watching now, log minutes watched before.
-    Writes into `out` when given.
-    """
-    d, n_pair = topics.shape[2], pair.shape[2]
-    if out is None:
-        out = np.empty((*topics.shape[:2], 2 + n_pair + stats.shape[2]), np.float32)
-    profile_and_recent = viewer[:, : 2 * d].reshape(len(viewer), 2, d).transpose(0, 2, 1)
-    out[:, :, :2] = np.matmul(topics, profile_and_recent)  # (n, K, 2), fastest on CPU
-    out[:, :, 2: 2 + n_pair] = pair
-    out[:, :, 2 + n_pair:] = stats
     return out

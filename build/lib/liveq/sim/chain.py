@@ -14,6 +14,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from liveq.core.errors import ConfigError, InvalidActionError
+
 CHAIN_ID = "liveq/Chain-v0"
 LEFT, RIGHT = 0, 1
 
@@ -71,8 +73,8 @@ class ChainEnv(gym.Env):
 
     ## Action Space
 
-    `Discrete(2)`: `0` moves left, `1` moves right. With probability `slip` the opposite
-    move is made instead.
+    `Discrete(2)`: `0` moves left, `1` moves right (an integer: anything else raises
+    `InvalidActionError`). With probability `slip` the opposite move is made instead.
 
     ## Observation Space
 
@@ -106,11 +108,11 @@ class ChainEnv(gym.Env):
     def __init__(self, n_states: int = 5, slip: float = 0.0, start_reward: float = 0.1,
                  end_reward: float = 1.0, max_steps: int = 20, one_hot: bool = False):
         if n_states < 2:
-            raise ValueError(f"n_states must be at least 2, got {n_states}")
+            raise ConfigError(f"n_states must be at least 2, got {n_states}")
         if not 0.0 <= slip <= 1.0:
-            raise ValueError(f"slip must be in [0, 1], got {slip}")
+            raise ConfigError(f"slip must be in [0, 1], got {slip}")
         if max_steps < 1:
-            raise ValueError(f"max_steps must be at least 1, got {max_steps}")
+            raise ConfigError(f"max_steps must be at least 1, got {max_steps}")
         self.n_states = n_states
         self.slip = slip
         self.max_steps = max_steps
@@ -136,8 +138,8 @@ class ChainEnv(gym.Env):
         return self._obs(), {"state": self.state}
 
     def step(self, action):
-        if not self.action_space.contains(action):
-            raise ValueError(f"action must be 0 (left) or 1 (right), got {action!r}")
+        if isinstance(action, (bool, np.bool_)) or not self.action_space.contains(action):
+            raise InvalidActionError(f"action must be 0 (left) or 1 (right), got {action!r}")
         slipped = self.np_random.random() < self.slip
         move = 1 - int(action) if slipped else int(action)
         reward = float(self._rewards[self.state, move])

@@ -17,8 +17,9 @@ from liveq.sim.config import LiveStreamConfig
 def click_utility(attract: np.ndarray, match: np.ndarray, followed: np.ndarray,
                   current: np.ndarray, overlap: np.ndarray, cfg: LiveStreamConfig) -> np.ndarray:
     """Utility of opening each shown stream; all inputs `(n, L)`."""
-    return (attract + cfg.match_weight * match + cfg.follow_bonus * followed + 0.5 * current
-            - 0.5 * cfg.fatigue_weight * np.maximum(overlap, 0.0))
+    return (attract + cfg.match_weight * match + cfg.follow_bonus * followed
+            + cfg.current_bonus * current
+            - cfg.click_fatigue_share * cfg.fatigue_weight * np.maximum(overlap, 0.0))
 
 
 def choice_probabilities(utility: np.ndarray, valid: np.ndarray,

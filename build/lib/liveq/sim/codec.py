@@ -13,8 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from liveq.sim.candidates import PAIR_FEATURES, candidate_features
+from liveq.features.schema import PAIR_FEATURES, STREAMER_STATS, viewer_width
+from liveq.features.streamer import candidate_features
 from liveq.sim.core import LiveStreamCore
+from liveq.sim.memory import check_memory
 
 
 class LiveStreamCodec:
@@ -24,7 +26,7 @@ class LiveStreamCodec:
         cfg, k = core.cfg, core.cfg.n_candidates
         self.core = core
         self.n_pair = len(PAIR_FEATURES)
-        viewer_dim = core.observe()["viewer"].shape[1]
+        viewer_dim = viewer_width(cfg.topic_dim)
         self.fields = {
             "viewer": ((viewer_dim,), np.dtype(np.float32)),
             "ids": ((k,), np.dtype(np.int32)),
@@ -33,9 +35,12 @@ class LiveStreamCodec:
         }
         # Ticks a transition can outlive in the buffer, plus its next observation.
         self.ring_size = -(-capacity // core.n) + 2
-        rows = cfg.n_streamers + 1
+        rows, n_stats = cfg.n_streamers + 1, len(STREAMER_STATS)
+        ring_bytes = self.ring_size * rows * (cfg.topic_dim + n_stats) * 4
+        check_memory(cfg, core.n, ring_bytes, f"a replay ring of {self.ring_size:,} streamer "
+                     f"tables (replay capacity {capacity:,})")
         self.ring_topics = np.zeros((self.ring_size, rows, cfg.topic_dim), np.float32)
-        self.ring_stats = np.zeros((self.ring_size, rows, core.stats.shape[1]), np.float32)
+        self.ring_stats = np.zeros((self.ring_size, rows, n_stats), np.float32)
         self.ring_tick = np.full(self.ring_size, -1, dtype=np.int64)
 
     def encode(self, obs: dict[str, np.ndarray], infos: dict | None = None) -> dict:

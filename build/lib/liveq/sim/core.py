@@ -1,60 +1,53 @@
 """The batched LiveStream core: one platform, many concurrent viewer sessions.
 
 All sessions share one clock and one streamer catalogue, so a stream's viewer count
-moves with who joins it. `step` is the recipe: check the slates, let viewers choose,
-respond, update streamers and the clock, retrieve the next candidate tables. Sessions that
-ended on the previous step restart here (Gymnasium's NEXT_STEP autoreset): their action
-is ignored and their reward is 0.
+moves with who joins it. `step` is the recipe, RecSim-style: check the slates, show them,
+let the viewers respond (`response.respond`, no side effects), update the viewers from the
+response, log what the platform saw, end sessions, move the world and the clock on, and
+observe. Sessions that ended on the previous step restart here (Gymnasium's NEXT_STEP
+autoreset): their action is ignored and their reward is 0.
+
+A core is built empty and gets its world from `reset(seed)`; it owns a thread pool for
+large batches, released by `close()`.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from liveq.core.errors import InvalidActionError
-from liveq.sim import choice, response
-from liveq.sim.candidates import CANDIDATE_FEATURES, candidate_features, retrieve
+from liveq.core.errors import ConfigError, InvalidActionError
+from liveq.core.units import MINUTES_PER_DAY
+from liveq.features.schema import CANDIDATE_FEATURES, NEW_STREAMER_MINUTES
+from liveq.features.streamer import candidate_features, count_engagement, pair_features
+from liveq.features.viewer import is_followed, viewer_features
+from liveq.sim import response
+from liveq.sim.candidates import retrieve
 from liveq.sim.config import LiveStreamConfig
-from liveq.sim.parallel import for_row_chunks
-from liveq.sim.streamers import MINUTES_PER_DAY, Streamers
+from liveq.sim.memory import check_memory
+from liveq.sim.parallel import RowPool
+from liveq.sim.response import Outcome, Slate
+from liveq.sim.streamers import Streamers
 from liveq.sim.viewers import Viewers
 
-
-class Slate(NamedTuple):
-    """What the viewer sees: per-rank facts, all `(n, L)`; ids are -1 for empty ranks."""
-
-    ids: np.ndarray
-    attract: np.ndarray
-    quality: np.ndarray
-    match: np.ndarray
-    overlap: np.ndarray
-    followed: np.ndarray
-    current: np.ndarray
-    minutes_left: np.ndarray
-
-
-class Outcome(NamedTuple):
-    clicked_id: np.ndarray  # (n,) -1 when nothing opened
-    sat: np.ndarray
-    fraction: np.ndarray
-    minutes: np.ndarray
-    gifts: np.ndarray
-    comments: np.ndarray
+__all__ = ["InvalidActionError", "LiveStreamCore", "Outcome", "Slate"]
 
 
 class LiveStreamCore:
     """Steps `n_sessions` viewer sessions on one simulated platform."""
 
-    def __init__(self, cfg: LiveStreamConfig, n_sessions: int, seed: int | None = None):
+    def __init__(self, cfg: LiveStreamConfig, n_sessions: int):
         if n_sessions < 1:
-            raise ValueError(f"n_sessions must be at least 1, got {n_sessions}")
+            raise ConfigError(f"n_envs (sessions) must be at least 1, got {n_sessions}")
+        check_memory(cfg, n_sessions)
         self.cfg, self.n = cfg, n_sessions
-        self.reset(seed)
+        self.pool = RowPool(cfg.sim_threads)
+        self.rng: np.random.Generator | None = None  # set, with the world, by reset()
 
     # ---------------------------------------------------------------- lifecycle
-    def reset(self, seed: int | None) -> dict[str, np.ndarray]:
+    def reset(self, seed: int) -> dict[str, np.ndarray]:
+        """Build the world from `seed`: streamers, their logged past, the first sessions."""
         self.rng = np.random.default_rng(np.random.SeedSequence(seed))
         self.tick = 0
         self.start_clock = int(self.rng.integers(0, MINUTES_PER_DAY))
@@ -68,12 +61,16 @@ class LiveStreamCore:
         self._refresh_candidates()
         return self.observe()
 
+    def close(self) -> None:
+        """Release the thread pool (the world stays usable; a later step restarts it)."""
+        self.pool.close()
+
     def _warm_up(self) -> None:
         """Log `warmup_hours` of outside traffic before the first session starts."""
         steps = int(self.cfg.warmup_hours * 60 / self.cfg.step_minutes)
         for back in range(steps, 0, -1):
             self.streamers.update_live(self.clock - int(back * self.cfg.step_minutes))
-            self.streamers.log_organic(self.rng)
+            self.streamers.log(self.streamers.organic_traffic(self.rng))
 
     @property
     def clock(self) -> int:
@@ -81,22 +78,23 @@ class LiveStreamCore:
         return self.start_clock + int(self.tick * self.cfg.step_minutes)
 
     def step(self, actions: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, dict]:
-        cfg, v = self.cfg, self.viewers
+        if self.rng is None:
+            raise InvalidActionError("call reset() before step(): the world is built there")
         restarting = self.needs_reset.copy()
+        active = ~restarting
         positions = self.check_actions(actions)
         positions[restarting] = -1
         slate = self.slate_facts(positions)
-        outcome = self._respond(slate, active=~restarting)
-        self.streamers.record(slate.ids, outcome.clicked_id, outcome.fraction)
-        terminated = ~restarting & (v.patience <= 0)
-        truncated = ~restarting & ~terminated & (v.step >= cfg.max_session_steps)
-        ended = terminated | truncated
-        p_return = response.return_probability(v.sat_sum, v.step, v.minutes, cfg)
-        v.will_return = np.where(ended, self.rng.random(self.n) < p_return, v.will_return)
-        reward = self._reward(outcome, terminated & v.will_return)
-        info = self._info(slate, outcome, ended, restarting)
+        outcome = response.respond(slate, active, self.viewers.gift_propensity, self.cfg,
+                                   self.rng)
+        self.viewers.update(outcome, active, self.streamers.topic)
+        self.streamers.log(count_engagement(self.cfg.n_streamers, slate.ids,
+                                            outcome.clicked_id, outcome.fraction))
+        terminated, truncated = self._end_sessions(active)
+        reward = self._reward(outcome, terminated & self.viewers.will_return)
+        info = self._info(slate, outcome, terminated | truncated, restarting)
         self._advance_world(restarting)
-        self.needs_reset = ended
+        self.needs_reset = terminated | truncated
         return self.observe(), reward, terminated, truncated, info
 
     # ---------------------------------------------------------------- actions
@@ -111,25 +109,28 @@ class LiveStreamCore:
         pos = arr.reshape(self.n, cfg.slate_size).astype(np.int64)
         inside = (pos >= 0) & (pos < cfg.n_candidates)
         ok = inside & self.mask[np.arange(self.n)[:, None], np.clip(pos, 0, cfg.n_candidates - 1)]
-        bad = ~ok & ~self.needs_reset[:, None]
+        repeat = self._is_repeat(pos)
+        bad = (~ok | repeat) & ~self.needs_reset[:, None]
         if bad.any() and cfg.invalid_action == "error":
-            raise InvalidActionError(self._describe_bad(pos, inside, bad))
-        return np.where(ok & ~self._is_repeat(pos), pos, -1)
+            raise InvalidActionError(self._describe_bad(pos, inside, repeat, bad))
+        return np.where(ok & ~repeat, pos, -1)
 
     @staticmethod
     def _is_repeat(pos: np.ndarray) -> np.ndarray:
-        """True for every rank whose candidate already appeared at a higher rank.
-
-        Such ranks are left empty: the action space (MultiDiscrete) allows repeats.
-        """
+        """True for every rank whose candidate already appeared at a higher rank."""
         earlier = np.tri(pos.shape[1], k=-1, dtype=bool)[None]
         return ((pos[:, :, None] == pos[:, None, :]) & earlier).any(axis=2)
 
-    def _describe_bad(self, pos: np.ndarray, inside: np.ndarray, bad: np.ndarray) -> str:
+    def _describe_bad(self, pos: np.ndarray, inside: np.ndarray, repeat: np.ndarray,
+                      bad: np.ndarray) -> str:
         row, rank = (int(i) for i in np.argwhere(bad)[0])
         value, k = int(pos[row, rank]), self.cfg.n_candidates
-        why = (f"is out of range [0, {k})" if not inside[row, rank]
-               else "is masked (no live streamer in that candidate slot)")
+        if not inside[row, rank]:
+            why = f"is out of range [0, {k})"
+        elif repeat[row, rank]:
+            why = "is repeated (a slate shows each candidate once)"
+        else:
+            why = "is masked (no live streamer in that candidate slot)"
         where = f"session {row}" + (f", rank {rank}" if self.cfg.slate_size > 1 else "")
         return (f"invalid action for {where}: candidate {value} {why}; "
                 "pass invalid_action='empty' to treat it as no recommendation")
@@ -146,57 +147,20 @@ class LiveStreamCore:
             ids=ids, attract=s.attract[safe], quality=s.quality[safe],
             match=np.einsum("nld,nd->nl", topic, v.interest),
             overlap=np.einsum("nld,nd->nl", topic, v.recent),
-            followed=v.followed(ids).astype(np.float32),
+            followed=is_followed(ids, v.follows).astype(np.float32),
             current=(ids == v.current[:, None]) & (ids >= 0),
             minutes_left=s.minutes_left(safe),
         )
 
-    def _respond(self, slate: Slate, active: np.ndarray) -> Outcome:
-        cfg, v, rng = self.cfg, self.viewers, self.rng
-        util = choice.click_utility(slate.attract, slate.match, slate.followed, slate.current,
-                                    slate.overlap, cfg)
-        probs = choice.choice_probabilities(util, slate.ids >= 0, cfg)
-        rank = np.where(active, choice.sample_choice(probs, rng), -1)
-        hit = rank >= 0
-        pick = np.maximum(rank, 0)[:, None]
-        take = lambda a: np.take_along_axis(a, pick, axis=1)[:, 0]  # noqa: E731
-        sat = np.where(hit, response.satisfaction(take(slate.quality), take(slate.attract),
-                                                  take(slate.match),
-                                                  take(slate.followed), take(slate.overlap),
-                                                  cfg), 0.0)
-        fraction = np.where(hit, response.watch_fraction(sat), 0.0)
-        minutes = np.where(hit, response.watched_minutes(fraction, take(slate.minutes_left),
-                                                         cfg), 0.0)
-        gifts = rng.poisson(response.gift_rate(sat, minutes, v.gift_propensity, cfg))
-        comments = rng.poisson(response.comment_rate(sat, minutes, cfg))
-        outcome = Outcome(np.where(hit, take(slate.ids), -1), sat, fraction, minutes,
-                          gifts, comments)
-        self._update_viewers(outcome, active)
-        return outcome
-
-    def _update_viewers(self, out: Outcome, active: np.ndarray) -> None:
-        cfg, v, s = self.cfg, self.viewers, self.streamers
-        hit = out.clicked_id >= 0
-        change = np.where(active, response.patience_change(out.sat, hit, cfg), 0.0)
-        v.patience = np.minimum(v.patience + change, cfg.patience_cap).astype(np.float32)
-        rows = np.flatnonzero(hit)
-        topic = s.topic[out.clicked_id[rows]]  # (n_hit, topic_dim)
-        weight = out.fraction[rows, None].astype(np.float32)
-        v.recent *= np.float32(cfg.fatigue_decay)
-        v.recent[rows] += weight * topic
-        v.profile[rows] += 0.2 * weight * (topic - v.profile[rows])
-        drifted = v.interest[rows] + cfg.interest_drift * weight * topic
-        v.interest[rows] = drifted / np.linalg.norm(drifted, axis=1, keepdims=True)
-        v.add_history(rows, out.clicked_id[rows], out.minutes[rows].astype(np.float32))
-        fans = rows[(out.sat[rows] > 1.0) & (self.rng.random(len(rows)) < cfg.follow_prob)]
-        v.add_follow(fans, out.clicked_id[fans])
-        v.current = np.where(hit, out.clicked_id, np.where(active, -1, v.current))
-        v.step += active
-        v.minutes += out.minutes.astype(np.float32)
-        v.sat_sum += out.sat.astype(np.float32)
-        v.clicks += hit
-        v.last_click = np.where(active, hit, v.last_click).astype(np.float32)
-        v.last_watch = np.where(active, out.fraction, v.last_watch).astype(np.float32)
+    def _end_sessions(self, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which sessions ran out of patience or steps; those draw whether they come back."""
+        cfg, v = self.cfg, self.viewers
+        terminated = active & (v.patience <= 0)
+        truncated = active & ~terminated & (v.step >= cfg.max_session_steps)
+        ended = terminated | truncated
+        p_return = response.return_probability(v.sat_sum, v.step, v.minutes, cfg)
+        v.will_return = np.where(ended, self.rng.random(self.n) < p_return, v.will_return)
+        return terminated, truncated
 
     def _reward(self, out: Outcome, returning: np.ndarray) -> np.ndarray:
         w = self.cfg.rewards
@@ -207,17 +171,20 @@ class LiveStreamCore:
     def _info(self, slate: Slate, out: Outcome, ended: np.ndarray,
               restarting: np.ndarray) -> dict[str, np.ndarray]:
         s, shown = self.streamers, slate.ids >= 0
-        is_new = (self.tick - s.born_tick[np.maximum(slate.ids, 0)]) * self.cfg.step_minutes
+        age = (self.tick - s.born_tick[np.maximum(slate.ids, 0)]) * self.cfg.step_minutes
         return {
             "recommended": ~restarting & shown.any(axis=1),
             "shown_ids": slate.ids,
             "clicked": out.clicked_id >= 0,
+            "clicked_id": out.clicked_id,
+            "watch_share": out.fraction,
             "watch_minutes": out.minutes,
             "gifts": out.gifts,
             "comments": out.comments,
+            "follow_id": out.follow_id,
             "session_end": ended,
             "will_return": ended & self.viewers.will_return,
-            "cold_start_shown": (shown & (is_new < MINUTES_PER_DAY)).sum(axis=1),
+            "cold_start_shown": (shown & (age < NEW_STREAMER_MINUTES)).sum(axis=1),
         }
 
     # ---------------------------------------------------------------- world and observation
@@ -227,7 +194,7 @@ class LiveStreamCore:
         if self.clock // MINUTES_PER_DAY != day:
             s.new_day(self.rng)
         s.replace_offline(self.rng, self.tick)
-        s.log_organic(self.rng)
+        s.log(s.organic_traffic(self.rng))
         if restarting.any():
             self.viewers.next_sessions(np.flatnonzero(restarting), self.rng)
         current = self.viewers.current
@@ -237,33 +204,33 @@ class LiveStreamCore:
 
     def _refresh_candidates(self) -> None:
         s, v = self.streamers, self.viewers
-        self.cand_ids = retrieve(self.cfg, s.live, s.viewers, v.follows, self.rng)
+        self.cand_ids = retrieve(self.cfg, s.live, s.viewers, v.follows, self.rng,
+                                 self.pool.run)
         self.mask = self.cand_ids >= 0
         self.topics, self.stats = s.feature_tables(self.tick)
 
     def pair_features(self, rows: slice = slice(None)) -> np.ndarray:
-        """`(n, K, 3)` float32: followed, watching now, log1p(minutes watched before) / 5."""
-        v, ids = self.viewers, self.cand_ids[rows]
-        out = np.empty((*ids.shape, 3), dtype=np.float32)
-        out[:, :, 0] = v.followed(ids, rows)
-        out[:, :, 1] = (ids == v.current[rows, None]) & (ids >= 0)
-        out[:, :, 2] = np.log1p(v.history_minutes(ids, rows)) / 5.0
-        return out
+        """`(n, K, 3)` float32 PAIR_FEATURES of the candidate table of sessions `rows`."""
+        v = self.viewers
+        return pair_features(self.cand_ids[rows], v.follows[rows], v.current[rows],
+                             v.hist_ids[rows], v.hist_minutes[rows])
 
     def observe(self) -> dict[str, np.ndarray]:
         """The batched observation dict for the current clock."""
-        v, s = self.viewers, self.streamers
+        v, s, cfg = self.viewers, self.streamers, self.cfg
         current_live = (v.current >= 0) & s.live[np.maximum(v.current, 0)]
-        viewer = v.feature_matrix(self.clock, current_live)
-        table_rows = np.where(self.mask, self.cand_ids, self.cfg.n_streamers)
-        cands = np.empty((self.n, self.cfg.n_candidates, len(CANDIDATE_FEATURES)), np.float32)
+        viewer = viewer_features(v.logged(current_live), self.clock,
+                                 max_session_steps=cfg.max_session_steps,
+                                 max_follows=cfg.max_follows)
+        table_rows = np.where(self.mask, self.cand_ids, cfg.n_streamers)
+        cands = np.empty((self.n, cfg.n_candidates, len(CANDIDATE_FEATURES)), np.float32)
 
         def fill(rows: slice) -> None:
             candidate_features(np.take(self.topics, table_rows[rows], axis=0),
                                np.take(self.stats, table_rows[rows], axis=0), viewer[rows],
                                self.pair_features(rows), out=cands[rows])
 
-        for_row_chunks(fill, self.n)
+        self.pool.run(fill, self.n)
         return {"viewer": viewer, "candidates": cands, "mask": self.mask.astype(np.int8)}
 
     # ---------------------------------------------------------------- exact resume
@@ -274,6 +241,8 @@ class LiveStreamCore:
                 "viewers": self.viewers.state()}
 
     def set_state(self, state: dict[str, Any]) -> None:
+        if self.rng is None:
+            self.reset(0)  # allocates the arrays; every one is overwritten below
         self.rng.bit_generator.state = state["rng"]
         self.tick, self.start_clock = int(state["tick"]), int(state["start_clock"])
         self.needs_reset = np.array(state["needs_reset"], dtype=bool)

@@ -25,7 +25,8 @@ def expected_immediate_reward(core: LiveStreamCore) -> np.ndarray:
     p_click = 1.0 / (1.0 + np.exp(cfg.no_click_utility - util))
     sat = response.satisfaction(slate.quality, slate.attract, slate.match, slate.followed,
                                 slate.overlap, cfg)
-    minutes = response.watched_minutes(response.watch_fraction(sat), slate.minutes_left, cfg)
+    minutes = response.watched_minutes(response.watch_fraction(sat, cfg), slate.minutes_left,
+                                       cfg)
     now = (w.click + w.watch_minute * minutes
            + w.gift * response.gift_rate(sat, minutes, v.gift_propensity[:, None], cfg)
            + w.comment * response.comment_rate(sat, minutes, cfg))

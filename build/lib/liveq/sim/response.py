@@ -1,4 +1,8 @@
-"""What watching does: satisfaction, minutes, gifts, comments, patience and coming back.
+"""What the viewers do with a slate: which stream they open and what watching does.
+
+`respond` is the whole response of one step, drawn without touching any state: the choice
+(see `choice`), then satisfaction, watched minutes, gifts, comments and follows. Updating
+the viewers from the outcome is a separate, explicit step (`Viewers.update`).
 
 Satisfaction is what the stream delivers (quality, topic match, a bonus for followed
 streamers) minus fatigue from topics watched recently. It sets the share of the step the
@@ -11,13 +15,67 @@ chance the viewer comes back the next day.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
+from liveq.sim import choice
 from liveq.sim.config import LiveStreamConfig
+
+
+class Slate(NamedTuple):
+    """What the viewer sees: per-rank facts, all `(n, L)`; ids are -1 for empty ranks."""
+
+    ids: np.ndarray
+    attract: np.ndarray
+    quality: np.ndarray
+    match: np.ndarray
+    overlap: np.ndarray
+    followed: np.ndarray
+    current: np.ndarray
+    minutes_left: np.ndarray
+
+
+class Outcome(NamedTuple):
+    """What each viewer did this step, all `(n,)`."""
+
+    clicked_id: np.ndarray  # streamer opened, -1 when nothing
+    sat: np.ndarray  # satisfaction of the watch, 0 when nothing opened
+    fraction: np.ndarray  # share of the step watched
+    minutes: np.ndarray  # minutes watched
+    gifts: np.ndarray
+    comments: np.ndarray
+    follow_id: np.ndarray  # streamer followed after the watch, -1 when none
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
+
+
+def respond(slate: Slate, active: np.ndarray, gift_propensity: np.ndarray,
+            cfg: LiveStreamConfig, rng: np.random.Generator) -> Outcome:
+    """Draw every viewer's response to `slate`; rows not `active` do nothing."""
+    util = choice.click_utility(slate.attract, slate.match, slate.followed, slate.current,
+                                slate.overlap, cfg)
+    probs = choice.choice_probabilities(util, slate.ids >= 0, cfg)
+    rank = np.where(active, choice.sample_choice(probs, rng), -1)
+    hit = rank >= 0
+    pick = np.maximum(rank, 0)[:, None]
+    take = lambda a: np.take_along_axis(a, pick, axis=1)[:, 0]  # noqa: E731
+    sat = np.where(hit, satisfaction(take(slate.quality), take(slate.attract),
+                                     take(slate.match), take(slate.followed),
+                                     take(slate.overlap), cfg), 0.0)
+    fraction = np.where(hit, watch_fraction(sat, cfg), 0.0)
+    minutes = np.where(hit, watched_minutes(fraction, take(slate.minutes_left), cfg), 0.0)
+    gifts = rng.poisson(gift_rate(sat, minutes, gift_propensity, cfg))
+    comments = rng.poisson(comment_rate(sat, minutes, cfg))
+    clicked_id = np.where(hit, take(slate.ids), -1)
+    rows = np.flatnonzero(hit)
+    fans = rows[(sat[rows] > cfg.follow_satisfaction)
+                & (rng.random(len(rows)) < cfg.follow_prob)]
+    follow_id = np.full(len(rank), -1, dtype=clicked_id.dtype)
+    follow_id[fans] = clicked_id[fans]
+    return Outcome(clicked_id, sat, fraction, minutes, gifts, comments, follow_id)
 
 
 def satisfaction(quality: np.ndarray, attract: np.ndarray, match: np.ndarray,
@@ -29,9 +87,9 @@ def satisfaction(quality: np.ndarray, attract: np.ndarray, match: np.ndarray,
             - cfg.disappointment * np.maximum(attract - quality, 0.0))
 
 
-def watch_fraction(sat: np.ndarray) -> np.ndarray:
+def watch_fraction(sat: np.ndarray, cfg: LiveStreamConfig) -> np.ndarray:
     """Share of the step spent watching, before the stream's end cuts it."""
-    return sigmoid(2.0 * sat)
+    return sigmoid(cfg.watch_slope * sat)
 
 
 def watched_minutes(fraction: np.ndarray, minutes_left: np.ndarray,
@@ -60,5 +118,5 @@ def return_probability(sat_sum: np.ndarray, steps: np.ndarray, minutes: np.ndarr
     """Chance of a session tomorrow; steps with nothing opened count as zero satisfaction."""
     mean_sat = sat_sum / np.maximum(steps, 1)
     logit = (cfg.return_bias + cfg.return_satisfaction * mean_sat
-             + cfg.return_minutes * np.log1p(minutes / 10.0))
+             + cfg.return_minutes * np.log1p(minutes / cfg.return_minutes_unit))
     return sigmoid(logit)

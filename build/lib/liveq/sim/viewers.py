@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from liveq.features.viewer import ViewerRecord, add_follow, add_history, record_watches
 from liveq.sim.config import LiveStreamConfig
-from liveq.sim.streamers import MINUTES_PER_DAY, array_state, load_array_state, unit_rows
-
-VIEWER_FEATURES = ("tod_sin", "tod_cos", "session_step", "session_minutes", "last_click",
-                   "last_watch", "follows", "is_new", "days", "current_live")
+from liveq.sim.response import Outcome, patience_change
+from liveq.sim.streamers import array_state, load_array_state, unit_rows
 
 
 class Viewers:
@@ -50,7 +49,9 @@ class Viewers:
         m, d = len(slots), self.cfg.topic_dim
         self.interest[slots] = unit_rows(rng.normal(size=(m, d))).astype(np.float32)
         self.profile[slots] = 0.0
-        self.gift_propensity[slots] = rng.lognormal(-0.5, 1.0, size=m)
+        traits = self.cfg.viewer_traits
+        self.gift_propensity[slots] = rng.lognormal(traits.gift_log_mean, traits.gift_log_sd,
+                                                    size=m)
         self.follows[slots] = -1
         self.hist_ids[slots] = -1
         self.hist_minutes[slots] = 0.0
@@ -63,17 +64,20 @@ class Viewers:
         Follows and history go to the best topic matches among a random sample of streamers.
         """
         m, d, n_streamers = len(slots), self.cfg.topic_dim, len(topics)
-        noisy = unit_rows(self.interest[slots] + 0.5 * rng.normal(size=(m, d)) / np.sqrt(d))
-        self.profile[slots] = 0.8 * noisy
-        self.days[slots] = rng.geometric(0.2, size=m)
-        sample = rng.integers(0, n_streamers, size=(m, 20))
+        traits = self.cfg.viewer_traits
+        noise = traits.veteran_profile_noise * rng.normal(size=(m, d)) / np.sqrt(d)
+        self.profile[slots] = traits.veteran_profile_norm * unit_rows(self.interest[slots] + noise)
+        self.days[slots] = rng.geometric(traits.veteran_days_p, size=m)
+        sample = rng.integers(0, n_streamers, size=(m, traits.veteran_sample))
         match = np.einsum("msd,md->ms", topics[sample], self.interest[slots])
-        best = np.take_along_axis(sample, np.argsort(-match, axis=1)[:, :3], axis=1)
-        n_follow = min(3, self.cfg.max_follows)
+        picks = traits.veteran_picks
+        best = np.take_along_axis(sample, np.argsort(-match, axis=1)[:, :picks], axis=1)
+        n_follow = min(picks, self.cfg.max_follows)
         self.follows[slots, -n_follow:] = best[:, :n_follow]
-        n_hist = min(3, self.cfg.history_slots)
+        n_hist = min(picks, self.cfg.history_slots)
         self.hist_ids[slots, :n_hist] = best[:, :n_hist]
-        self.hist_minutes[slots, :n_hist] = rng.uniform(20, 120, size=(m, n_hist))
+        self.hist_minutes[slots, :n_hist] = rng.uniform(
+            traits.veteran_minutes_min, traits.veteran_minutes_max, size=(m, n_hist))
 
     def start_sessions(self, slots: np.ndarray, rng: np.random.Generator) -> None:
         cfg = self.cfg
@@ -91,51 +95,42 @@ class Viewers:
         self.new_viewers(slots[~back], rng)
         self.start_sessions(slots, rng)
 
-    def followed(self, ids: np.ndarray, rows: slice = slice(None)) -> np.ndarray:
-        """`(n, K)` bool: candidate `ids (n, K)` of viewers `rows` is on their follow list."""
-        found = np.zeros(ids.shape, dtype=bool)
-        for col in self.follows[rows].T:  # a loop over a few columns beats a 3-D broadcast
-            if (col >= 0).any():
-                found |= ids == col[:, None]
-        return found & (ids >= 0)
+    def update(self, out: Outcome, active: np.ndarray, topics: np.ndarray) -> None:
+        """Move every session on by one step's `out`come; rows not `active` only decay.
 
-    def history_minutes(self, ids: np.ndarray, rows: slice = slice(None)) -> np.ndarray:
-        """`(n, K)` minutes the viewers `rows` have watched each candidate before."""
-        total = np.zeros(ids.shape, dtype=np.float32)
-        for col, minutes in zip(self.hist_ids[rows].T, self.hist_minutes[rows].T, strict=True):
-            if (col >= 0).any():
-                total += (ids == col[:, None]) * minutes[:, None]
-        return total
+        topics: `(n_streamers, topic_dim)` streamer topics, to know what was watched.
+        """
+        cfg = self.cfg
+        hit = out.clicked_id >= 0
+        change = np.where(active, patience_change(out.sat, hit, cfg), 0.0)
+        self.patience = np.minimum(self.patience + change, cfg.patience_cap).astype(np.float32)
+        rows = np.flatnonzero(hit)
+        topic = topics[out.clicked_id[rows]]  # (n_hit, topic_dim)
+        weight = out.fraction[rows, None].astype(np.float32)
+        record_watches(self.profile, self.recent, rows, topic, weight,
+                       exposure_decay=cfg.fatigue_decay, profile_rate=cfg.profile_rate)
+        drifted = self.interest[rows] + cfg.interest_drift * weight * topic
+        self.interest[rows] = drifted / np.linalg.norm(drifted, axis=1, keepdims=True)
+        add_history(self.hist_ids, self.hist_minutes, rows, out.clicked_id[rows],
+                    out.minutes[rows].astype(np.float32))
+        fans = np.flatnonzero(out.follow_id >= 0)
+        add_follow(self.follows, fans, out.follow_id[fans])
+        self.current = np.where(hit, out.clicked_id, np.where(active, -1, self.current))
+        self.step += active
+        self.minutes += out.minutes.astype(np.float32)
+        self.sat_sum += out.sat.astype(np.float32)
+        self.clicks += hit
+        self.last_click = np.where(active, hit, self.last_click).astype(np.float32)
+        self.last_watch = np.where(active, out.fraction, self.last_watch).astype(np.float32)
 
-    def add_follow(self, rows: np.ndarray, ids: np.ndarray) -> None:
-        """Append follows, dropping the oldest when the list is full; skips existing ones."""
-        fresh = ~(self.follows[rows] == ids[:, None]).any(axis=1)
-        rows, ids = rows[fresh], ids[fresh]
-        self.follows[rows, :-1] = self.follows[rows, 1:]
-        self.follows[rows, -1] = ids
+    def logged(self, watching_live: np.ndarray) -> ViewerRecord:
+        """What the platform has logged of these sessions (views of the state, not copies).
 
-    def add_history(self, rows: np.ndarray, ids: np.ndarray, minutes: np.ndarray) -> None:
-        """Add watched minutes; a streamer not yet remembered replaces the least-watched one."""
-        hit = self.hist_ids[rows] == ids[:, None]
-        known = hit.any(axis=1)
-        col = np.where(known, hit.argmax(axis=1), self.hist_minutes[rows].argmin(axis=1))
-        self.hist_minutes[rows[~known], col[~known]] = 0.0
-        self.hist_ids[rows, col] = ids
-        self.hist_minutes[rows, col] += minutes
-
-    def feature_matrix(self, clock: int, current_live: np.ndarray) -> np.ndarray:
-        """`(n, 2 * topic_dim + 10)` float32: profile, recent exposure, VIEWER_FEATURES."""
-        d = self.cfg.topic_dim
-        angle = 2 * np.pi * (clock % MINUTES_PER_DAY) / MINUTES_PER_DAY
-        columns = (np.sin(angle), np.cos(angle), self.step / self.cfg.max_session_steps,
-                   np.log1p(self.minutes) / 5.0, self.last_click, self.last_watch,
-                   (self.follows >= 0).sum(axis=1) / self.cfg.max_follows,
-                   self.days == 0, np.log1p(self.days) / 3.0, current_live)
-        out = np.empty((self.n, 2 * d + len(columns)), dtype=np.float32)
-        out[:, :d], out[:, d: 2 * d] = self.profile, self.recent
-        for j, column in enumerate(columns):
-            out[:, 2 * d + j] = column
-        return out
+        watching_live: `(n,)` the stream each viewer watches now is still live.
+        """
+        return ViewerRecord(self.profile, self.recent, self.step, self.minutes,
+                            self.last_click, self.last_watch, (self.follows >= 0).sum(axis=1),
+                            self.days, watching_live)
 
     def state(self) -> dict[str, np.ndarray]:
         return array_state(self)

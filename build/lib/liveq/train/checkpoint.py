@@ -9,6 +9,7 @@ half-written `latest.pt`.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -76,3 +77,44 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{path} has checkpoint format {data['format']}, this liveq reads {FORMAT_VERSION}"
         )
     return from_storable({k: v for k, v in data.items() if k != "format"})
+
+
+def non_finite_entries(state: Any, prefix: str = "") -> list[str]:
+    """Paths (`q_net.net.0.weight`) of the float tensors, arrays and numbers in a nested
+    state that hold NaN or infinity."""
+    if isinstance(state, dict):
+        return [bad for key, value in state.items()
+                for bad in non_finite_entries(value, f"{prefix}{key}.")]
+    if isinstance(state, (list, tuple)):
+        return [bad for i, value in enumerate(state)
+                for bad in non_finite_entries(value, f"{prefix}{i}.")]
+    name = prefix[:-1]
+    if isinstance(state, torch.Tensor):
+        finite = not state.is_floating_point() or bool(torch.isfinite(state).all())
+    elif isinstance(state, np.ndarray):
+        finite = not np.issubdtype(state.dtype, np.floating) or bool(np.isfinite(state).all())
+    elif isinstance(state, float):
+        finite = math.isfinite(state)
+    else:
+        finite = True
+    return [] if finite else [name]
+
+
+def require_parts(checkpoint: dict[str, Any], parts: tuple[str, ...], path: str | Path,
+                  what: str) -> None:
+    """Raise `CheckpointError` naming the first of `parts` that `checkpoint` lacks."""
+    missing = [part for part in parts if part not in checkpoint]
+    if missing:
+        raise CheckpointError(f"{path}: the checkpoint has no '{missing[0]}' part ({what} "
+                              f"needs {list(parts)}, found {sorted(checkpoint)})")
+
+
+def config_differences(saved: Any, given: Any, prefix: str = "") -> list[str]:
+    """Dotted keys where two nested config dicts differ, each with both values."""
+    if isinstance(saved, dict) and isinstance(given, dict):
+        return [diff for key in dict.fromkeys([*saved, *given])
+                for diff in config_differences(saved.get(key), given.get(key),
+                                               f"{prefix}{key}.")]
+    if saved == given:
+        return []
+    return [f"{prefix[:-1]} (saved {saved!r}, given {given!r})"]

@@ -7,8 +7,8 @@ env:
   n_envs: 8
   kwargs: {}               # passed to the env untouched; the env validates them
 agent:
-  name: dqn
-  dqn:                     # fields of liveq.algos.dqn.DQNConfig
+  name: dqn                # a name of liveq.train.registry.ALGORITHMS
+  dqn:                     # that algorithm's config (here liveq.algos.dqn.DQNConfig)
     lr: 0.001
     hidden_sizes: [256, 256]
 train:
@@ -22,19 +22,26 @@ train:
   progress: true
 ```
 Step counts are environment steps summed over all parallel envs. Every section and
-field may be left out to take its default; an unknown key is a `ConfigError` naming it.
+field may be left out to take its default; an unknown key is a `ConfigError` naming it,
+and so is an `env.kwargs` key that the env's constructor does not take.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from liveq.algos.dqn import DQNConfig
-from liveq.core.config import from_dict, load_yaml, require
+import gymnasium as gym
 
-AGENT_NAMES = ("dqn",)
+from liveq.core.config import ConfigError, from_dict, load_yaml, require, to_dict
+from liveq.train.checkpoint import config_differences
+from liveq.train.registry import agent_config_class, drop_retired_keys
+
+# keywords gymnasium.make takes itself, beside the env constructor's
+MAKE_KEYWORDS = ("max_episode_steps", "autoreset", "apply_api_compatibility",
+                 "disable_env_checker", "render_mode")
 
 
 @dataclass(kw_only=True)
@@ -51,20 +58,42 @@ class EnvConfig:
     def validate(self) -> None:
         require(bool(self.id), "id must not be empty")
         require(self.n_envs >= 1, f"n_envs must be at least 1, got {self.n_envs}")
+        check_env_kwargs(self.id, self.kwargs)
 
 
-@dataclass(kw_only=True)
-class AgentConfig:
-    """Which learner, and its hyper-parameters in the section named after it."""
+def _constructor(env_id: str) -> tuple[Any, tuple[str, ...]] | None:
+    """The callable `make_vec_env` will call with the kwargs, and keywords taken besides."""
+    try:
+        spec = gym.spec(env_id)
+    except gym.error.Error:
+        return None  # make_vec_env reports the unknown id
+    if spec.vector_entry_point is not None:
+        entry, extra = spec.vector_entry_point, ()
+    else:
+        entry, extra = spec.entry_point, MAKE_KEYWORDS
+    if isinstance(entry, str):
+        entry = gym.envs.registration.load_env_creator(entry)
+    return entry, extra
 
-    name: str = "dqn"
-    """Learner name; one of AGENT_NAMES."""
-    dqn: DQNConfig = field(default_factory=DQNConfig)
-    """Hyper-parameters used when name == 'dqn'."""
 
-    def validate(self) -> None:
-        require(self.name in AGENT_NAMES, f"name: unknown agent '{self.name}', "
-                f"expected one of {list(AGENT_NAMES)}")
+def check_env_kwargs(env_id: str, kwargs: dict[str, Any]) -> None:
+    """Refuse kwargs the env's constructor has no parameter for (`kwargs.<key>`), instead
+    of the TypeError the env would raise; envs taking `**kwargs` check their own."""
+    found = _constructor(env_id)
+    if found is None or not kwargs:
+        return
+    entry, extra = found
+    params = inspect.signature(entry).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    known = sorted({*params, *extra} - {"num_envs", "self"})
+    for key in kwargs:
+        if key not in known:
+            raise ConfigError(f"kwargs.{key}: {env_id} takes no argument '{key}'; it takes "
+                              f"{known}")
+
+
+AgentConfig = agent_config_class()
 
 
 @dataclass(kw_only=True)
@@ -122,4 +151,25 @@ class RunConfig:
 def load_run_config(source: str | Path | dict[str, Any]) -> RunConfig:
     """A `RunConfig` from a YAML path or a plain dict; unknown keys raise `ConfigError`."""
     data = source if isinstance(source, dict) else load_yaml(source)
+    if "agent" in data:
+        data = {**data, "agent": drop_retired_keys(data["agent"])}
     return from_dict(RunConfig, data)
+
+
+def run_config_dict(config: RunConfig) -> dict[str, Any]:
+    """The config as plain data, as config.yaml and checkpoints store it: only the agent
+    section in use is written."""
+    data = to_dict(config)
+    data["agent"] = {"name": config.agent.name,
+                     config.agent.name: data["agent"][config.agent.name]}
+    return data
+
+
+def build_differences(saved: dict[str, Any], config: RunConfig) -> list[str]:
+    """Where a checkpoint's stored config and `config` differ in what the learner is built
+    from (seed, env, agent): dotted keys with both values. Both sides are resolved the
+    same way first, so only real changes count; an unreadable stored config is a
+    `ConfigError`."""
+    resolved, given = run_config_dict(load_run_config(saved)), run_config_dict(config)
+    return [diff for key in ("seed", "env", "agent")
+            for diff in config_differences({key: resolved[key]}, {key: given[key]})]

@@ -1,8 +1,8 @@
 """Learning without a simulator: a replay buffer filled from a behaviour log, then updates.
 
     log_transitions(env, behaviour, steps):      the behaviour policy recommends; every vector
-                                                 step is stored exactly as the online loop
-                                                 (`liveq.train.loop`) stores it
+                                                 step is stored by the online loop's own
+                                                 collection step (`liveq.train.collect`)
     train_offline(agent, buffer, gradient_steps): agent.update on uniform samples of that
                                                  buffer, nothing else: no env, no acting
 
@@ -11,11 +11,13 @@ codec, with the same validity rule as the online loop: a slot that ended on the 
 step was autoreset (Gymnasium NEXT_STEP), so that step's row is stored but never sampled.
 Truncated sessions keep `terminated = False` and still bootstrap. A buffer filled here
 is interchangeable with the online loop's, so any learner that updates from
-`ReplayBatch`es (DQN, its conservative and behaviour-cloning variants) trains on it.
+`ReplayBatch`es and is registered with `offline=True` (`liveq.train.registry`: dqn,
+myopic, cql, bandit, bc) trains on it.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import gymnasium as gym
@@ -23,7 +25,9 @@ import numpy as np
 
 from liveq.buffers.replay import ReplayBuffer, make_codec
 from liveq.core.config import ConfigError
+from liveq.core.errors import NonFiniteError
 from liveq.policies.base import Policy
+from liveq.train.collect import Collector, ReplayWriter
 
 
 class LoggedTransitions(NamedTuple):
@@ -40,27 +44,20 @@ def log_transitions(env: gym.vector.VectorEnv, behaviour: Policy, steps: int,
     """Run `behaviour` for `steps` vector steps of `env` (reset with `seed`) into a buffer.
 
     The buffer's capacity is `steps * env.num_envs`, so it keeps every row; its codec is
-    the env's own (`liveq.replay.make_codec`).
+    the env's own (`liveq.buffers.replay.make_codec`).
     """
     if steps < 1:
         raise ConfigError(f"steps must be at least 1, got {steps}")
     codec = make_codec(env, steps * env.num_envs)
     buffer = ReplayBuffer(codec, steps * env.num_envs)
-    obs, infos = env.reset(seed=seed)
-    encoded = codec.encode(obs, infos)
-    prev_done = np.zeros(env.num_envs, dtype=bool)  # slot ended last step: autoreset now
-    stored, episodes, reward_sum = 0, 0, 0.0
+    collector = Collector(env, ReplayWriter(codec, buffer))
+    collector.reset(seed)
+    episodes, reward_sum = 0, 0.0
     for _ in range(steps):
-        actions = behaviour.act(obs).actions
-        next_obs, rewards, terminated, truncated, infos = env.step(actions)
-        next_encoded = codec.encode(next_obs, infos)
-        valid = ~prev_done
-        stored += buffer.add(encoded, actions, rewards, next_encoded, terminated, valid)
-        prev_done = (terminated | truncated) & valid
-        episodes += int(prev_done.sum())
-        reward_sum += float(np.sum(rewards, where=valid))
-        obs, encoded = next_obs, next_encoded
-    return LoggedTransitions(buffer, stored, episodes, reward_sum)
+        step = collector.step(behaviour)
+        episodes += len(step.ended_returns)
+        reward_sum += float(np.sum(step.rewards, where=step.valid))
+    return LoggedTransitions(buffer, len(buffer), episodes, reward_sum)
 
 
 def train_offline(agent: Any, buffer: ReplayBuffer, gradient_steps: int, *,
@@ -68,9 +65,10 @@ def train_offline(agent: Any, buffer: ReplayBuffer, gradient_steps: int, *,
                   ) -> dict[str, float]:
     """`gradient_steps` updates of `agent` on uniform samples of `buffer`; never acts.
 
-    `agent` is any learner with `update(ReplayBatch) -> {"loss", "q_mean"}` (e.g.
-    `DQNAgent`); `batch_size` defaults to its `config.batch_size`. Returns the mean loss
-    and mean Q of the taken actions over the first and the last tenth of the steps.
+    `agent` is any learner with `update(ReplayBatch) -> {statistic: value}` (e.g.
+    `DQNAgent`); `batch_size` defaults to its `config.batch_size`. Returns, for every
+    statistic `key`, its mean over the first (`key_first`) and last (`key_last`) tenth
+    of the steps; a non-finite statistic stops with `NonFiniteError`.
     """
     if gradient_steps < 1:
         raise ConfigError(f"gradient_steps must be at least 1, got {gradient_steps}")
@@ -79,11 +77,15 @@ def train_offline(agent: Any, buffer: ReplayBuffer, gradient_steps: int, *,
     size = batch_size or agent.config.batch_size
     rng = np.random.default_rng(seed)
     window = max(1, gradient_steps // 10)
-    losses, q_means = np.zeros(gradient_steps), np.zeros(gradient_steps)
+    history: dict[str, np.ndarray] = {}
     for step in range(gradient_steps):
-        stats = agent.update(buffer.sample(size, rng))
-        losses[step], q_means[step] = stats["loss"], stats["q_mean"]
-    return {"gradient_steps": gradient_steps,
-            "loss_first": float(losses[:window].mean()),
-            "loss_last": float(losses[-window:].mean()),
-            "q_mean_last": float(q_means[-window:].mean())}
+        for key, value in agent.update(buffer.sample(size, rng)).items():
+            if not math.isfinite(value):
+                raise NonFiniteError(f"offline training stopped at gradient step {step + 1}: "
+                                     f"{key} = {value}; try a smaller lr or max_grad_norm")
+            history.setdefault(key, np.zeros(gradient_steps))[step] = value
+    summary: dict[str, float] = {"gradient_steps": gradient_steps}
+    for key, values in history.items():
+        summary[f"{key}_first"] = float(values[:window].mean())
+        summary[f"{key}_last"] = float(values[-window:].mean())
+    return summary

@@ -27,8 +27,9 @@ import numpy as np
 import torch
 
 import liveq
-from liveq.core.config import ConfigError, save_yaml, to_dict
-from liveq.train.config import RunConfig
+from liveq.core.config import ConfigError, save_yaml
+from liveq.core.report import json_line, save_json
+from liveq.train.config import RunConfig, run_config_dict
 
 
 def _versions() -> dict[str, str]:
@@ -74,10 +75,10 @@ class RunDir:
         if self.metrics_path.exists() or self.latest.exists():
             raise ConfigError(f"{self.path} already holds a run; resume it or choose a new "
                               "output folder")
-        save_yaml(to_dict(config), self.path / "config.yaml")
+        save_yaml(run_config_dict(config), self.path / "config.yaml")
         meta = {"seed": config.seed, "versions": _versions(), "started_at": _now(),
                 "resumed_at": []}
-        (self.path / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+        save_json(meta, self.path / "meta.json")
         self.metrics_path.touch()
 
     def _resume(self, step: int) -> None:
@@ -85,7 +86,7 @@ class RunDir:
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"resumed_at": []}
         meta.setdefault("resumed_at", []).append({"time": _now(), "env_steps": step,
                                                   "versions": _versions()})
-        meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+        save_json(meta, meta_path)
         lines = self.metrics_path.read_text().splitlines() if self.metrics_path.exists() else []
         kept = [line for line in lines if line and json.loads(line)["env_steps"] <= step]
         self.metrics_path.write_text("".join(line + "\n" for line in kept))
@@ -94,7 +95,7 @@ class RunDir:
         """Append one record (must hold `env_steps`) to metrics.jsonl and TensorBoard."""
         clean = {k: _plain(v) for k, v in record.items()}
         with self.metrics_path.open("a") as f:
-            f.write(json.dumps(clean) + "\n")
+            f.write(json_line(clean) + "\n")
         step = int(record["env_steps"])
         for key, value in clean.items():
             if key != "env_steps" and isinstance(value, (int, float)):
