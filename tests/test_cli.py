@@ -75,8 +75,10 @@ def write_config(tmp_path: Path, edit) -> Path:
 @pytest.mark.parametrize(("edit", "message"), [
     (lambda d: d["train"].update(total_env_step=5), "unknown config key 'train.total_env_step'"),
     (lambda d: d["agent"]["dqn"].update(batch_size=-4), "batch_size must be at least 1"),
-    (lambda d: d["env"]["kwargs"].update(n_streamers=-1), "n_streamers must be at least 1"),
-    (lambda d: d["env"]["kwargs"].update(n_streamer=10), "unknown config key 'n_streamer'"),
+    (lambda d: d["env"]["kwargs"].update(n_streamers=-1),
+     "env.kwargs.n_streamers must be at least 1"),
+    (lambda d: d["env"]["kwargs"].update(n_streamer=10),
+     "unknown config key 'env.kwargs.n_streamer'"),
     (lambda d: d["env"].update(n_envs=0), "n_envs must be at least 1"),
 ])
 def test_bad_configs_exit_2_with_one_line(tmp_path, capsys, edit, message):

@@ -85,3 +85,33 @@ def test_unexpected_failures_are_one_line_with_a_debug_hint(monkeypatch, capsys)
     assert "\n" not in err
     with pytest.raises(ZeroDivisionError):
         main(["--debug", "train", "--config", SMALL, "--out", "x"])
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--days", "inf"), ("--days", "nan"),
+                                             ("--return-after-days", "inf"),
+                                             ("--epsilon", "nan")])
+def test_synth_refuses_non_finite_numbers(tmp_path, capsys, flag, value):
+    assert main(["data", "synth", "--out", str(tmp_path / "log.csv"), flag, value]) == 2
+    one_line_error(capsys, flag.lstrip("-").replace("-", "_"))
+
+
+def test_a_network_too_wide_for_memory_is_refused_with_the_estimate(tmp_path, capsys):
+    config = tmp_path / "wide.yaml"
+    config.write_text("env: {id: liveq/LiveStream-v0}\n"
+                      "agent: {name: dqn, dqn: {hidden_sizes: [200000, 200000]}}\n")
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "r")]) == 2
+    one_line_error(capsys, "hidden_sizes [200000, 200000]", "GiB")
+
+
+@pytest.mark.parametrize(("kwargs", "needle"), [
+    ("{n_streamers: 1000000000}", "n_streamers=1,000,000,000"),
+    ("{n_streamer: 10}",
+     "unknown config key 'env.kwargs.n_streamer' (did you mean 'n_streamers'?)"),
+    ("{n_candidates: 0}", "env.kwargs.n_candidates must be at least 1"),
+    ("{rewards: {click: .nan}}", "env.kwargs.rewards.click: expected a finite number"),
+])
+def test_bad_simulator_sizes_and_keys(tmp_path, capsys, kwargs, needle):
+    config = tmp_path / "bad.yaml"
+    config.write_text(f"env: {{id: liveq/LiveStream-v0, kwargs: {kwargs}}}\n")
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "r")]) == 2
+    one_line_error(capsys, needle)

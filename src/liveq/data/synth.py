@@ -22,6 +22,7 @@ folder, or generic Parquet/CSV with its schema YAML beside it).
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import NamedTuple
 
@@ -233,10 +234,11 @@ def _check_args(policy: str, epsilon: float, sessions: int, days: float,
         raise ConfigError(f"epsilon must be in [0, 1], got {epsilon}")
     if sessions < 1:
         raise ConfigError(f"sessions must be at least 1, got {sessions}")
-    if not days > 0:
-        raise ConfigError(f"days must be positive, got {days}")
-    if not return_after_days >= 0:
-        raise ConfigError(f"return_after_days must be non-negative, got {return_after_days}")
+    if not 0 < days < math.inf:
+        raise ConfigError(f"days must be positive and finite, got {days}")
+    if not 0 <= return_after_days < math.inf:
+        raise ConfigError(f"return_after_days must be non-negative and finite, got "
+                          f"{return_after_days}")
 
 
 def _next_viewers(core, info: dict, ids: Identities, away: AwayViewers | None,

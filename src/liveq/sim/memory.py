@@ -9,13 +9,10 @@ and the GiB instead of a MemoryError traceback minutes later.
 
 from __future__ import annotations
 
-import os
-
 from liveq.core.errors import ConfigError
+from liveq.core.memory import GIB, available_bytes
 from liveq.features.schema import CANDIDATE_FEATURES, STREAMER_STATS, viewer_width
 from liveq.sim.config import LiveStreamConfig
-
-GIB = 2**30
 
 
 def streamer_bytes(cfg: LiveStreamConfig) -> int:
@@ -32,21 +29,6 @@ def session_bytes(cfg: LiveStreamConfig) -> int:
     observation = 4 * viewer_width(d) + 4 * k * len(CANDIDATE_FEATURES) + k
     gathered = 4 * k * (d + len(STREAMER_STATS) + 3)  # streamer rows and pair facts
     return state + 4 * k + 3 * observation + gathered
-
-
-def available_bytes() -> int | None:
-    """Memory the machine can give now (MemAvailable), or None where unknown."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def check_memory(cfg: LiveStreamConfig, n_sessions: int, extra_bytes: int = 0,

@@ -97,8 +97,18 @@ def from_dict(cls: type[T], data: Any, path: str = "") -> T:
         try:
             validate()
         except ConfigError as exc:
-            raise ConfigError(f"{path + '.' if path else ''}{exc}") from None
+            raise ConfigError(_under(path, str(exc))) from None
     return obj
+
+
+def _under(path: str, message: str) -> str:
+    """`message` from a nested validation with its key path prefixed by `path`."""
+    if not path:
+        return message
+    unknown = "unknown config key '"
+    if message.startswith(unknown):
+        return message.replace(unknown, f"{unknown}{path}.", 1)
+    return f"{path}.{message}"
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

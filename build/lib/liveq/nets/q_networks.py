@@ -11,6 +11,7 @@ Networks return raw Q-values; masking belongs to the agent (`masked_q`).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import gymnasium as gym
@@ -21,6 +22,7 @@ from torch.nn import functional as F
 
 from liveq.core.config import ConfigError
 from liveq.core.errors import CheckpointError
+from liveq.core.memory import GIB, available_bytes
 from liveq.policies.base import Obs
 
 MASKED_Q = -1e9  # stands in for the Q-value of a candidate that may not be chosen
@@ -70,9 +72,25 @@ class CandidateQNetwork(nn.Module):
         return self.head[1:](hidden).squeeze(-1)  # (batch, K)
 
 
+TRAINING_COPIES = 5  # online and target weights, gradients, Adam's two moments
+
+
+def check_network_memory(in_dim: int, hidden: Sequence[int], out_dim: int) -> None:
+    """Refuse `hidden_sizes` whose training state cannot fit in the memory available now."""
+    widths = [in_dim, *hidden, out_dim]
+    params = sum(a * b + b for a, b in itertools.pairwise(widths))
+    need, free = 4 * TRAINING_COPIES * params, available_bytes()
+    if free is not None and need > free:
+        raise ConfigError(f"hidden_sizes {list(hidden)}: a network of {params:,} parameters "
+                          f"needs about {need / GIB:.1f} GiB to train (weights, target, "
+                          f"gradients, Adam state), but only {free / GIB:.1f} GiB is "
+                          "available; use narrower layers")
+
+
 def make_q_network(obs_space: gym.Space, n_actions: int, hidden: Sequence[int]) -> nn.Module:
     """The Q-network that fits `obs_space` (single-env space, not batched)."""
     if isinstance(obs_space, gym.spaces.Box):
+        check_network_memory(int(np.prod(obs_space.shape)), hidden, n_actions)
         if len(obs_space.shape) != 1:
             raise ConfigError(f"DQN needs a flat Box observation, got shape {obs_space.shape}")
         return MLPQNetwork(obs_space.shape[0], n_actions, hidden)
@@ -86,6 +104,7 @@ def make_q_network(obs_space: gym.Space, n_actions: int, hidden: Sequence[int]) 
             raise ConfigError(
                 f"{n_candidates} candidates in the observation but {n_actions} actions"
             )
+        check_network_memory(viewer_dim + cand_dim, hidden, 1)
         return CandidateQNetwork(viewer_dim, cand_dim, hidden)
     raise ConfigError(f"DQN cannot read observations of type {type(obs_space).__name__}")
 

@@ -17,8 +17,9 @@ from liveq.core.config import require
 from liveq.core.errors import ConfigError
 
 MAX_WARMUP_STEPS = 100_000
-"""Most warm-up steps a config may ask for: a year of 10-minute steps takes 52,560; more
-would stall `reset` for hours before the first session."""
+"""Most warm-up steps a config may ask for: a year of 10-minute steps is 52,560, and every
+step simulates the catalogue's outside traffic, so a larger warm-up only stalls `reset`
+(`warmup_hours: 1e9` would never finish)."""
 
 
 @dataclass(kw_only=True)

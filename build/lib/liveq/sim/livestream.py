@@ -23,10 +23,18 @@ from liveq.sim.core import LiveStreamCore
 SEED_BOUND = 2**63  # world seeds are drawn from the env's np_random below this
 
 
-def make_config(config: LiveStreamConfig | dict | None, overrides: dict) -> LiveStreamConfig:
-    """A validated config from an object or mapping plus keyword overrides."""
+def make_config(config: LiveStreamConfig | dict | None, overrides: dict,
+                path: str = "") -> LiveStreamConfig:
+    """A validated config from an object or mapping plus keyword overrides; errors name
+    keys under `path` (such as `env.kwargs`)."""
     base = to_dict(config) if isinstance(config, LiveStreamConfig) else dict(config or {})
-    return from_dict(LiveStreamConfig, {**base, **overrides})
+    return from_dict(LiveStreamConfig, {**base, **overrides}, path)
+
+
+def check_kwargs(kwargs: dict[str, Any], path: str) -> None:
+    """Validate an env's keyword arguments before building it (a run config's env.kwargs)."""
+    overrides = {k: v for k, v in kwargs.items() if k != "config"}
+    make_config(kwargs.get("config"), overrides, path)
 
 
 # Every feature is a share, a unit-vector product or a scaled logarithm; recent-topic
@@ -126,6 +134,8 @@ class LiveStreamEnv(gym.Env):
 
     metadata = {"render_modes": []}
 
+    check_kwargs = staticmethod(check_kwargs)
+
     def __init__(self, config: LiveStreamConfig | dict | None = None, **overrides: Any):
         self.config = make_config(config, overrides)
         self.observation_space, self.action_space = spaces_for(self.config)
@@ -221,6 +231,8 @@ class LiveStreamVectorEnv(gym.vector.VectorEnv):
     """
 
     metadata = {"render_modes": [], "autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
+
+    check_kwargs = staticmethod(check_kwargs)
 
     def __init__(self, num_envs: int = 1, config: LiveStreamConfig | dict | None = None,
                  **overrides: Any):

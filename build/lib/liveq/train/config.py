@@ -78,11 +78,17 @@ def _constructor(env_id: str) -> tuple[Any, tuple[str, ...]] | None:
 
 def check_env_kwargs(env_id: str, kwargs: dict[str, Any]) -> None:
     """Refuse kwargs the env's constructor has no parameter for (`kwargs.<key>`), instead
-    of the TypeError the env would raise; envs taking `**kwargs` check their own."""
+    of the TypeError the env would raise. An env class with `check_kwargs(kwargs, path)`
+    (liveq's LiveStream envs) validates them against its own config, naming full paths;
+    other envs taking `**kwargs` check their own when built."""
     found = _constructor(env_id)
     if found is None or not kwargs:
         return
     entry, extra = found
+    check = getattr(entry, "check_kwargs", None)
+    if check is not None:  # a liveq env parses its kwargs into its own config
+        check(kwargs, "kwargs")
+        return
     params = inspect.signature(entry).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
