@@ -115,3 +115,22 @@ def test_bad_simulator_sizes_and_keys(tmp_path, capsys, kwargs, needle):
     config.write_text(f"env: {{id: liveq/LiveStream-v0, kwargs: {kwargs}}}\n")
     assert main(["train", "--config", str(config), "--out", str(tmp_path / "r")]) == 2
     one_line_error(capsys, needle)
+
+
+@pytest.mark.parametrize("command", [["eval-offline", "log.csv"], ["data", "synth", "--out",
+                                                                    "x.csv"], ["ope", "sim"]])
+def test_negative_seeds_are_usage_errors(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--seed", "-1"])
+    assert exit_.value.code == 2
+    assert "--seed: expected a non-negative integer, got -1" in capsys.readouterr().err
+
+
+def test_synth_takes_a_run_configs_simulator_settings(tmp_path, capsys):
+    assert main(["data", "synth", "--out", str(tmp_path / "log.csv"), "--config",
+                 "livestream_small", "--sessions", "20", "--days", "0.2"]) == 0
+    chain = tmp_path / "chain.yaml"
+    chain.write_text("env: {id: liveq/Chain-v0}\n")
+    assert main(["data", "synth", "--out", str(tmp_path / "c.csv"), "--config",
+                 str(chain)]) == 2
+    one_line_error(capsys, "a run config for 'liveq/Chain-v0'")
