@@ -179,6 +179,16 @@ def test_metrics_by_hand():
     assert math.isnan(hit_rate_at_k(np.array([], dtype=int), 5))
 
 
+def test_the_report_uses_the_same_metrics_by_hand():
+    ranks, repeat = np.array([0, 1, 4, 9, 10]), np.array([True, False, True, False, False])
+    summary = summarise_ranks(ranks, repeat)
+    assert summary["all"]["HR@5"]["mean"] == pytest.approx(3 / 5)
+    assert summary["all"]["NDCG@10"]["mean"] == pytest.approx(2.30684 / 5, abs=1e-5)
+    # repeat targets ranked 0 and 4: NDCG@5 = (1 + 1/log2(6)) / 2
+    assert summary["repeat"]["NDCG@5"]["mean"] == pytest.approx((1 + 0.38685) / 2, abs=1e-5)
+    assert summary["new"]["HR@1"] == {"mean": 0.0, "ci_low": 0.0, "ci_high": 0.0, "n": 3}
+
+
 class FixedDraws:
     """Stands in for a Generator: `random(n)` returns the given values."""
 
