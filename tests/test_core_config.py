@@ -59,3 +59,25 @@ def test_shipped_configs_load_by_name_from_an_installed_wheel(tmp_path):
 def test_unknown_config_name_lists_the_shipped_ones():
     with pytest.raises(ConfigError, match="livestream_default"):
         load_yaml("livestream_defualt")
+
+
+def test_numbers_yaml_reads_as_strings_are_taken_as_meant(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("agent:\n  dqn:\n    lr: 1e-3\n    batch_size: 1e2\ntrain:\n"
+                    "  total_env_steps: 2.0e5\n")
+    config = from_dict(RunConfig, load_yaml(path))
+    assert config.agent.dqn.lr == 0.001 and config.agent.dqn.batch_size == 100
+    assert config.train.total_env_steps == 200_000
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("batch_size: 1.5", r"agent\.dqn\.batch_size: expected an integer, got 1\.5"),
+    ("batch_size: lots", r"agent\.dqn\.batch_size: expected an integer, got 'lots'"),
+    ("lr: nan", r"agent\.dqn\.lr: expected a finite number, got nan"),
+    ("double: 1", r"agent\.dqn\.double: expected true or false, got 1"),
+])
+def test_values_that_are_not_what_the_field_needs(tmp_path, text, message):
+    path = tmp_path / "run.yaml"
+    path.write_text(f"agent:\n  dqn:\n    {text}\n")
+    with pytest.raises(ConfigError, match=message):
+        from_dict(RunConfig, load_yaml(path))

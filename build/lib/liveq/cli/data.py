@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from liveq.core.config import from_dict, load_yaml
+from liveq.core.config import ConfigError, from_dict, load_yaml
 from liveq.core.errors import UsageError
 from liveq.core.report import check_output_dir, check_output_file
 from liveq.data.analyze import FIGURES, analyze_log, write_analysis
@@ -18,12 +18,24 @@ from liveq.data.synth import simulate_rows, write_rows
 from liveq.sim.config import LiveStreamConfig
 
 
+def simulator_config(path: str) -> LiveStreamConfig:
+    """The simulator settings in `path`: a simulator config (LiveStreamConfig fields, as
+    `data calibrate` writes) or a run config, whose `env.kwargs` are taken."""
+    data = load_yaml(path)
+    if not isinstance(data.get("env"), dict):
+        return from_dict(LiveStreamConfig, data)
+    env_id = data["env"].get("id", "")
+    if not str(env_id).startswith("liveq/LiveStream"):
+        raise ConfigError(f"{path}: a run config for {env_id!r}; synthetic logs come from "
+                          "the liveq/LiveStream simulator")
+    return from_dict(LiveStreamConfig, data["env"].get("kwargs") or {}, "env.kwargs")
+
+
 def synth_command(args: argparse.Namespace) -> int:
     """`liveq data synth`: simulate, write, and print a one-line summary."""
     began = time.perf_counter()
     _check_synth_out(Path(args.out), args.format, args.force)
-    cfg = from_dict(LiveStreamConfig, load_yaml(args.config)) if args.config else \
-        LiveStreamConfig()
+    cfg = simulator_config(args.config) if args.config else LiveStreamConfig()
     raw = simulate_rows(cfg, policy=args.policy, epsilon=args.epsilon,
                         sessions=args.sessions, days=args.days, seed=args.seed,
                         return_after_days=args.return_after_days)

@@ -14,12 +14,23 @@ from collections.abc import Callable, Sequence
 from liveq.core.errors import LiveqError
 
 
+def seed(text: str) -> int:
+    """A `--seed` value: a non-negative integer (numpy's SeedSequence takes no other)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train an agent from a YAML run config")
     p.add_argument("--config", required=True, help="run config YAML")
     p.add_argument("--out", required=True, help="run folder to create (or resume)")
     p.add_argument("--resume", action="store_true", help="continue from checkpoints/latest.pt")
-    p.add_argument("--seed", type=int, help="override the config's seed")
+    p.add_argument("--seed", type=seed, help="override the config's seed")
     p.add_argument("--steps", type=int, help="override train.total_env_steps")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -29,7 +40,7 @@ def _add_eval(sub) -> None:
     p.add_argument("run", help="run folder written by `liveq train`")
     p.add_argument("--episodes", type=int, default=1000, help="sessions to evaluate")
     p.add_argument("--checkpoint", choices=("best", "latest"), default="best")
-    p.add_argument("--seed", type=int, default=12345, help="evaluation seed")
+    p.add_argument("--seed", type=seed, default=12345, help="evaluation seed")
     p.add_argument("--json", help="write results as JSON")
     p.add_argument("--csv", help="write results as CSV")
 
@@ -41,7 +52,7 @@ def _add_compare(sub) -> None:
                    help="comma-separated: dqn, myopic, oracle, popular, repeat, random")
     p.add_argument("--episodes", type=int, default=2000, help="sessions per agent")
     p.add_argument("--out", default="runs/compare", help="folder for the learners' runs")
-    p.add_argument("--seed", type=int, default=12345, help="evaluation seed (shared)")
+    p.add_argument("--seed", type=seed, default=12345, help="evaluation seed (shared)")
     p.add_argument("--steps", type=int, help="override train.total_env_steps")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--json", help="write results as JSON")
@@ -79,12 +90,12 @@ def _add_data(sub) -> None:
     s.add_argument("--return-after-days", type=float, default=1.0,
                    help="days a returning viewer stays away before the next visit")
     s.add_argument("--config", help="simulator config YAML (LiveStreamConfig fields)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=seed, default=0)
     s.add_argument("--force", action="store_true", help="overwrite an existing --out")
     c = data.add_parser("calibrate", help="fit a simulator config to a log")
     _add_log_arguments(c)
     c.add_argument("--out", required=True, help="simulator config YAML to write")
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--seed", type=seed, default=0)
     c.add_argument("--force", action="store_true", help="overwrite an existing --out")
     a = data.add_parser("analyze", help="retention, churn, watch time and repeat consumption")
     _add_log_arguments(a)
@@ -92,7 +103,7 @@ def _add_data(sub) -> None:
                    "(created; files of the same names in it are replaced)")
     a.add_argument("--churn-days", type=float, default=7.0,
                    help="a viewer has churned after this many days without a visit")
-    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--seed", type=seed, default=0)
 
 
 def _add_eval_offline(sub) -> None:
@@ -107,7 +118,7 @@ def _add_eval_offline(sub) -> None:
     p.add_argument("--model-config",
                    help="YAML: model name -> its settings (bpr: BPRConfig, dqn/bc/bandit: "
                         "LoggedQConfig fields)")
-    p.add_argument("--seed", type=int, default=0, help="seed for training and tie-breaking")
+    p.add_argument("--seed", type=seed, default=0, help="seed for training and tie-breaking")
     p.add_argument("--json", help="write results as JSON")
     p.add_argument("--csv", help="write results as CSV")
 
@@ -117,7 +128,7 @@ def _add_ope(sub) -> None:
     p.add_argument("source", choices=("sim", "obd", "offline-rl"),
                    help="sim: simulator logs with known truth; obd: Open Bandit sample; "
                    "offline-rl: learn from a simulator log, judge off-policy and online")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--json", help="write results as JSON")
     p.add_argument("--csv", help="write results as CSV")
     p.add_argument("--bootstrap", type=int, help="bootstrap replicates per interval "

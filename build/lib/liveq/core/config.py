@@ -27,11 +27,26 @@ def _suggest(key: str, known: list[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+def _yaml_number(value: Any) -> Any:
+    """YAML 1.1 reads `1e-3` and `1e9` (no dot) as strings; read them as the number meant."""
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return value
+    return value
+
+
 def _check_scalar(value: Any, kind: type, path: str) -> Any:
+    if kind in (int, float):
+        value = _yaml_number(value)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if kind is float and isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{path}: expected a finite number, got {value!r}")
+    if kind is int and isinstance(value, float) and math.isfinite(value) \
+            and value.is_integer():
+        return int(value)  # 1e9 or 1.0e9 for a count
     if kind is bool and not isinstance(value, bool):
         raise ConfigError(f"{path}: expected true or false, got {value!r}")
     if kind is int and (isinstance(value, bool) or not isinstance(value, int)):

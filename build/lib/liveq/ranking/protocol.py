@@ -213,21 +213,26 @@ def training_log(log: InteractionLog, protocol: str = "liverec",
                           log.step_minutes, f"{log.source} [training rows]")
 
 
-def hit_rate_at_k(ranks: np.ndarray, k: int) -> float:
-    """Share of targets ranked in the top `k` (`ranks` 0-based); NaN without targets."""
+def hits(ranks: np.ndarray, k: int) -> np.ndarray:
+    """Per target: 1 if ranked in the top `k` (`ranks` 0-based), else 0."""
+    return (np.asarray(ranks) < k).astype(np.float64)
+
+
+def gains(ranks: np.ndarray, k: int) -> np.ndarray:
+    """Per target: `1 / log2(rank + 2)` in the top `k`, else 0 (one relevant item per
+    query, so the ideal DCG is 1 and this is the target's NDCG@k)."""
     ranks = np.asarray(ranks)
-    return float(np.mean(ranks < k)) if ranks.size else float("nan")
+    return np.where(ranks < k, 1.0 / np.log2(ranks.astype(np.float64) + 2.0), 0.0)
+
+
+def hit_rate_at_k(ranks: np.ndarray, k: int) -> float:
+    """HR@k: mean of `hits` over targets; NaN without targets."""
+    return float(np.mean(hits(ranks, k))) if np.size(ranks) else float("nan")
 
 
 def ndcg_at_k(ranks: np.ndarray, k: int) -> float:
-    """Mean of `1 / log2(rank + 2)` over targets in the top `k`, 0 for the others
-    (one relevant item per query, so the ideal DCG is 1); NaN without targets."""
-    ranks = np.asarray(ranks)
-    return float(np.mean(_gains(ranks, k))) if ranks.size else float("nan")
-
-
-def _gains(ranks: np.ndarray, k: int) -> np.ndarray:
-    return np.where(ranks < k, 1.0 / np.log2(ranks.astype(np.float64) + 2.0), 0.0)
+    """NDCG@k: mean of `gains` over targets; NaN without targets."""
+    return float(np.mean(gains(ranks, k))) if np.size(ranks) else float("nan")
 
 
 def target_index(queries: RankingQueries) -> np.ndarray:
@@ -300,8 +305,8 @@ def summarise_ranks(ranks: np.ndarray, is_repeat: np.ndarray) -> dict[str, dict[
     out = {}
     for subset, mask in masks.items():
         chosen = ranks[mask]
-        values = {f"HR@{k}": (chosen < k).astype(np.float64) for k in KS}
-        values |= {f"NDCG@{k}": _gains(chosen, k) for k in KS}
+        values = {f"HR@{k}": hits(chosen, k) for k in KS}
+        values |= {f"NDCG@{k}": gains(chosen, k) for k in KS}
         out[subset] = {}
         for metric, per_target in values.items():
             mean, low, high = mean_ci(per_target)
