@@ -123,12 +123,11 @@ def test_no_world_is_built_before_the_first_reset(monkeypatch):
 
 def test_the_core_owns_and_closes_its_thread_pool(monkeypatch):
     monkeypatch.setattr(liveq.sim.parallel, "MIN_ROWS", 8)
+    monkeypatch.setattr(liveq.sim.parallel.os, "cpu_count", lambda: 4)  # even on one CPU
     assert not hasattr(liveq.sim.parallel, "_pool")  # no process-wide pool
     env = LiveStreamVectorEnv(32, **SMALL, sim_threads=2)
     env.reset(seed=0)
-    if env.core.pool.workers == 1:
-        pytest.skip("one CPU: the pool never starts")
-    assert env.core.pool._pool is not None
+    assert env.core.pool.workers == 2 and env.core.pool._pool is not None
     threads = {t for t in threading.enumerate() if t.name.startswith("liveq-sim")}
     assert threads
     env.close()
