@@ -134,3 +134,13 @@ def test_synth_takes_a_run_configs_simulator_settings(tmp_path, capsys):
     assert main(["data", "synth", "--out", str(tmp_path / "c.csv"), "--config",
                  str(chain)]) == 2
     one_line_error(capsys, "a run config for 'liveq/Chain-v0'")
+
+
+def test_compare_refuses_a_learner_that_does_not_fit_before_training_any(tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert main(["compare", "--config", SMALL, "--agents", "dqn,tabular_q", "--out", str(out),
+                 "--steps", "100", "--no-progress"]) == 2
+    one_line_error(capsys, "--agents tabular_q: tabular Q-learning needs a Discrete")
+    assert not out.exists()
+    assert main(["compare", "--config", SMALL, "--agents", "bc", "--out", str(out)]) == 2
+    one_line_error(capsys, "['bc'] learn only from logged data")
