@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -41,8 +42,13 @@ def test_every_liveq_error_is_one_family():
 
 def test_shipped_configs_load_by_name_from_an_installed_wheel(tmp_path):
     """The configs are package data: a wheel installed elsewhere finds them by name."""
-    root = Path(__file__).resolve().parents[1]
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(root), "--no-deps",
+    root, source = Path(__file__).resolve().parents[1], tmp_path / "source"
+    source.mkdir()  # build from a copy: setuptools writes build/ beside pyproject.toml
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, source / name)
+    shutil.copytree(root / "src" / "liveq", source / "src" / "liveq",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps",
                     "--no-build-isolation", "-q", "-w", str(tmp_path / "wheel")], check=True)
     wheel = next((tmp_path / "wheel").glob("liveq-*.whl"))
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",

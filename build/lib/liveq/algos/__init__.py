@@ -1,1 +1,0 @@
-"""Learners: one readable file per algorithm (DQN, tabular Q-learning, offline objectives)."""

@@ -1,1 +1,0 @@
-"""Replay buffers and the observation codecs that store transitions compactly."""

@@ -1,1 +1,0 @@
-"""The `liveq` command line: one module per command group; `main` is the entry point."""

@@ -1,1 +1,0 @@
-"""Run and simulator configs shipped with liveq; `--config NAME` finds them by name."""

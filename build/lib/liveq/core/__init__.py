@@ -1,1 +1,0 @@
-"""Core: exceptions, typed configs, statistics and output writers that every layer uses."""

@@ -1,1 +1,0 @@
-"""Online evaluation of policies in the simulator."""

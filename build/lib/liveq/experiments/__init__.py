@@ -1,1 +1,0 @@
-"""Studies that combine the library: off-policy evaluation studies and benchmarks."""

@@ -1,1 +1,0 @@
-"""Off-policy estimators: IPS, SNIPS, DM, DR, switch-DR with bootstrap intervals."""
