@@ -214,3 +214,26 @@ def test_a_warm_up_that_would_never_finish_is_refused():
         from_dict(LiveStreamConfig, {"warmup_hours": 1e9})
     with pytest.raises(ConfigError, match="raise step_minutes"):
         from_dict(LiveStreamConfig, {"step_minutes": 1e-6})
+
+
+@pytest.mark.parametrize("slate_size", [1, 3])
+def test_ranks_no_live_candidate_can_fill_show_nothing_even_in_error_mode(slate_size):
+    """At quiet hours a session may have fewer live candidates than ranks, or none: no
+    action can be valid there, so those ranks show nothing instead of raising."""
+    env = LiveStreamVectorEnv(4, **SMALL, slate_size=slate_size)
+    env.reset(seed=0)
+    core = env.core
+    core.cand_ids[0] = -1  # session 0: nothing live
+    core.cand_ids[1, 1:] = -1  # session 1: one live candidate
+    core.mask = core.cand_ids >= 0
+    actions = np.zeros((4, slate_size), np.int64) if slate_size > 1 else np.zeros(4, np.int64)
+    if slate_size > 1:
+        actions[:] = np.arange(slate_size)
+    positions = core.check_actions(actions)
+    assert (positions[0] == -1).all()
+    assert positions[1, 0] == 0 and (positions[1, 1:] == -1).all()
+    core.cand_ids[2, 0] = -1  # a live row naming a masked candidate is still an error
+    core.mask = core.cand_ids >= 0
+    with pytest.raises(InvalidActionError):
+        core.check_actions(actions)
+    env.close()

@@ -110,7 +110,10 @@ class LiveStreamCore:
         inside = (pos >= 0) & (pos < cfg.n_candidates)
         ok = inside & self.mask[np.arange(self.n)[:, None], np.clip(pos, 0, cfg.n_candidates - 1)]
         repeat = self._is_repeat(pos)
-        bad = (~ok | repeat) & ~self.needs_reset[:, None]
+        # A rank the live candidates cannot fill (fewer allowed than ranks, or none at all)
+        # shows nothing whatever it names: no action could be valid there.
+        unfillable = np.arange(cfg.slate_size)[None, :] >= self.mask.sum(axis=1)[:, None]
+        bad = (~ok | repeat) & ~unfillable & ~self.needs_reset[:, None]
         if bad.any() and cfg.invalid_action == "error":
             raise InvalidActionError(self._describe_bad(pos, inside, repeat, bad))
         return np.where(ok & ~repeat, pos, -1)
