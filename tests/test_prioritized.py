@@ -6,6 +6,11 @@ import numpy as np
 import pytest
 import torch
 from scipy import stats
+
+from liveq.buffers.prioritized import PrioritizedReplayBuffer, make_replay_buffer, priority_beta
+from liveq.buffers.replay import ArrayCodec, Priorities, ReplayBuffer, ReplaySchedule
+from liveq.buffers.sum_tree import SumTree
+from liveq.train import load_checkpoint, train
 from test_train import (
     assert_same_tensors,
     fake_config,
@@ -13,11 +18,6 @@ from test_train import (
     stable_metrics,
     weights,
 )
-
-from liveq.buffers.prioritized import PrioritizedReplayBuffer, make_replay_buffer, priority_beta
-from liveq.buffers.replay import ArrayCodec, Priorities, ReplayBuffer, ReplaySchedule
-from liveq.buffers.sum_tree import SumTree
-from liveq.train import load_checkpoint, train
 
 BOX = gym.spaces.Box(-1e6, 1e6, (1,), np.float32)
 
