@@ -85,15 +85,15 @@ class DQNConfig:
     n_step: int = 1
     """Rewards summed into each target before bootstrapping (1 = one-step DQN)."""
     prioritized: bool = False
-    """Prioritized replay: draw transitions in proportion to |TD error|^priority_alpha."""
+    """Prioritized replay: draw transitions in proportion to abs(TD error) ** priority_alpha."""
     priority_alpha: float = 0.6
-    """How strongly priorities shape the draw: 0 = uniform, 1 = proportional to |TD error|."""
+    """How strongly priorities shape the draw: 0 = uniform, 1 = proportional to abs(TD error)."""
     priority_beta_start: float = 0.4
     """Importance-weight exponent at the first step (1 = full correction of the bias)."""
     priority_beta_end: float = 1.0
     """Importance-weight exponent at the end of training, reached linearly."""
     priority_eps: float = 1e-6
-    """Added to |TD error| so no transition's priority is 0."""
+    """Added to abs(TD error) so no transition's priority is 0."""
 
     def validate(self) -> None:
         require(0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma}")
