@@ -7,6 +7,7 @@
         learn from the step, by the algorithm's loop kind (liveq.train.registry):
           off_policy  store it in replay; every train_freq env steps after
                       learning_starts, gradient_steps agent.update(replay sample)
+                      (prioritized replay: then write agent.td_errors back as priorities)
           online      agent.update(this step's valid transitions)
         every log_every / eval_every / checkpoint_every env steps: log / evaluate / save
 
@@ -16,11 +17,12 @@ stops the run with `NonFiniteError` naming the env step, before anything is save
 Step counts are environment steps summed over envs.
 
 Exact resume: `checkpoints/latest.pt` holds the agent (networks, optimizer, RNG), the
-replay with its codec, the loop counters and RNG, the current observation, and the env
-state when the vector env offers `get_state()`/`set_state()`. With such an env a resumed
-run ends with bitwise the same weights as an uninterrupted one. Envs without `get_state`
-(e.g. Gymnasium's CartPole) resume from freshly reset episodes: training goes on from
-the same agent and replay, but no longer matches an uninterrupted run exactly.
+replay with its codec (prioritized: with its sum-tree and largest priority), the loop
+counters and RNG, the current observation, and the env state when the vector env offers
+`get_state()`/`set_state()`. With such an env a resumed run ends with bitwise the same
+weights as an uninterrupted one. Envs without `get_state` (e.g. Gymnasium's CartPole)
+resume from freshly reset episodes: training goes on from the same agent and replay,
+but no longer matches an uninterrupted run exactly.
 """
 
 from __future__ import annotations
