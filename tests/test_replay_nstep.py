@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 
 from liveq.buffers.nstep import n_step_returns
-from liveq.buffers.replay import ArrayCodec, ReplayBuffer
+from liveq.buffers.replay import ArrayCodec, DictCodec, ReplayBuffer
 from liveq.core.config import ConfigError
+from liveq.policies.base import masked_uniform
+from liveq.train.collect import Collector, ReplayWriter
+from test_train import FakeCandidateVecEnv
 
 BOX = gym.spaces.Box(-1e6, 1e6, (1,), np.float32)
 F, T = False, True
@@ -127,3 +130,42 @@ def test_n_step_state_round_trip_samples_the_same():
     second = copy.sample(9, np.random.default_rng(4))
     for a, b in zip(first[:6], second[:6], strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+class RandomAllowed:
+    """A uniformly random policy over each row's allowed candidates."""
+
+    def __init__(self, seed):
+        self.rng = np.random.default_rng(seed)
+
+    def act(self, obs):
+        return masked_uniform(obs["mask"].astype(bool), 1, self.rng)
+
+
+def test_collected_windows_match_the_episodes_step_by_step():
+    # the fake env terminates at random and truncates after 6 steps, with NEXT_STEP
+    # autoreset; every stored row's n-step transition is recomputed from the raw steps
+    env = FakeCandidateVecEnv(num_envs=3, horizon=6)
+    codec = DictCodec(env.single_observation_space)
+    buffer = ReplayBuffer(codec, 3 * 60, n_step=3, gamma=0.9)
+    collector = Collector(env, ReplayWriter(codec, buffer))
+    collector.reset(seed=5)
+    policy, steps = RandomAllowed(0), []
+    for _ in range(60):
+        steps.append(collector.step(policy))
+    assert any(s.terminated.any() for s in steps) and any(s.truncated.any() for s in steps)
+    rows = np.flatnonzero(buffer.valid)
+    batch = buffer.batch(rows)
+    for i, row in enumerate(rows):
+        t, env_id = divmod(int(row), 3)
+        ret, k = 0.0, 0
+        while True:
+            s = steps[t + k]
+            ret += 0.9 ** k * float(s.rewards[env_id])
+            if s.terminated[env_id] or s.truncated[env_id] or k == 2 or t + k == 59:
+                break
+            k += 1
+        discount = 0.0 if s.terminated[env_id] else 0.9 ** (k + 1)
+        assert batch.rewards[i] == pytest.approx(ret, rel=1e-5)
+        assert batch.discounts[i] == pytest.approx(discount, rel=1e-6)
+        np.testing.assert_array_equal(batch.next_obs["viewer"][i], s.next_obs["viewer"][env_id])
