@@ -137,7 +137,8 @@ def test_state_dict_rejects_other_capacity():
 def test_nbytes_counts_preallocated_arrays():
     buffer = ReplayBuffer(DictCodec(DICT), capacity=10)
     per_obs = 2 * 4 + 4 * 3 * 4 + 4 * 1  # viewer + candidates float32, mask int8
-    per_transition = 2 * per_obs + 8 + 4 + 4 + 1  # obs, next obs, action, reward, terminated, valid
+    # obs, next obs, action, reward, terminated, truncated, valid
+    per_transition = 2 * per_obs + 8 + 4 + 4 + 1 + 1
     assert buffer.nbytes() == 10 * per_transition
 
 

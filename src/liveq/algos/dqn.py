@@ -10,6 +10,14 @@ view, or with `frozen=True` a snapshot later updates leave alone), and
     y   = r + gamma * (1 - terminated) * Q_target(s', a*)
     L   = huber(Q_online(s, a) - y)          (or squared error)
 
+Three switches, each off by default (plain DQN is then unchanged bit for bit):
+`dueling` splits the network into value and advantages (`liveq.nets.q_networks`);
+`n_step` replaces (r, s') by the n-step return and the state n steps on, so the target
+is `G + gamma^k (1 - terminated) Q_target(s_{t+k}, a*)` (`liveq.buffers.nstep`);
+`prioritized` draws transitions by |TD error| and weights each one's loss by its
+importance weight (`liveq.buffers.prioritized`), and `update` leaves the new |TD errors|
+in `td_errors` for the loop to write back as priorities.
+
 Only real terminations cut the bootstrap; truncated episodes still bootstrap. Masked
 candidates (`obs["mask"] == 0`) are never chosen, neither by the policy nor inside the
 target's argmax, and a next state with no valid candidate contributes 0. `gamma = 0`
@@ -29,7 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from liveq.buffers.replay import ReplayBatch, ReplaySchedule
+from liveq.buffers.replay import Priorities, ReplayBatch, ReplaySchedule
 from liveq.core.config import ConfigError, require
 from liveq.nets.q_networks import load_weights, make_q_network, masked_q, obs_to_tensor
 from liveq.policies.base import Action, GreedyPolicy, Obs, action_mask
@@ -72,6 +80,20 @@ class DQNConfig:
     """Fraction of the total environment steps over which epsilon decays linearly."""
     hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
     """Hidden layer widths (for candidates: the first is the viewer encoder's width)."""
+    dueling: bool = False
+    """Dueling head: Q = V(s) + A(s, a) - mean of A over the valid actions."""
+    n_step: int = 1
+    """Rewards summed into each target before bootstrapping (1 = one-step DQN)."""
+    prioritized: bool = False
+    """Prioritized replay: draw transitions in proportion to abs(TD error) ** priority_alpha."""
+    priority_alpha: float = 0.6
+    """How strongly priorities shape the draw: 0 = uniform, 1 = proportional to abs(TD error)."""
+    priority_beta_start: float = 0.4
+    """Importance-weight exponent at the first step (1 = full correction of the bias)."""
+    priority_beta_end: float = 1.0
+    """Importance-weight exponent at the end of training, reached linearly."""
+    priority_eps: float = 1e-6
+    """Added to abs(TD error) so no transition's priority is 0."""
 
     def validate(self) -> None:
         require(0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma}")
@@ -90,11 +112,23 @@ class DQNConfig:
         require(len(self.hidden_sizes) >= 1 and min(self.hidden_sizes) >= 1,
                 f"hidden_sizes must be a non-empty list of positive widths, got "
                 f"{self.hidden_sizes}")
+        require(self.n_step >= 1, f"n_step must be at least 1, got {self.n_step}")
+        require(0.0 <= self.priority_alpha <= 1.0,
+                f"priority_alpha must be in [0, 1], got {self.priority_alpha}")
+        for name in ("priority_beta_start", "priority_beta_end"):
+            value = getattr(self, name)
+            require(0.0 <= value <= 1.0, f"{name} must be in [0, 1], got {value}")
+        require(self.priority_eps > 0, f"priority_eps must be positive, got "
+                f"{self.priority_eps}")
 
     def replay_schedule(self) -> ReplaySchedule:
+        priorities = Priorities(alpha=self.priority_alpha, beta_start=self.priority_beta_start,
+                                beta_end=self.priority_beta_end, eps=self.priority_eps)
         return ReplaySchedule(batch_size=self.batch_size, buffer_size=self.buffer_size,
                               learning_starts=self.learning_starts, train_freq=self.train_freq,
-                              gradient_steps=self.gradient_steps)
+                              gradient_steps=self.gradient_steps, n_step=self.n_step,
+                              gamma=self.gamma,
+                              priorities=priorities if self.prioritized else None)
 
 
 @dataclass(kw_only=True)
@@ -113,23 +147,28 @@ class MyopicConfig(DQNConfig):
 
 def td_target(rewards: torch.Tensor, terminated: torch.Tensor, gamma: float,
               next_q_target: torch.Tensor, next_q_online: torch.Tensor | None = None,
-              next_mask: torch.Tensor | None = None) -> torch.Tensor:
+              next_mask: torch.Tensor | None = None,
+              discounts: torch.Tensor | None = None) -> torch.Tensor:
     """`r + gamma * (1 - terminated) * Q_target(s', a*)`, shape (batch,).
 
     `a*` is the argmax of `next_q_online` (double DQN) or of `next_q_target` (plain),
     both (batch, n_actions), over the allowed actions in `next_mask`; a next state with
-    no allowed action has value 0.
+    no allowed action has value 0. With per-row `discounts` (n-step: gamma^k, 0 after a
+    termination) the target is `r + discounts * Q_target(s', a*)` instead.
     """
     selector = next_q_target if next_q_online is None else next_q_online
     best = masked_q(selector, next_mask).argmax(dim=1, keepdim=True)  # (batch, 1)
     next_value = next_q_target.gather(1, best).squeeze(1)  # (batch,)
     if next_mask is not None:
         next_value = torch.where(next_mask.any(dim=1), next_value, torch.zeros_like(next_value))
+    if discounts is not None:
+        return rewards + discounts * next_value
     return rewards + gamma * (1.0 - terminated) * next_value
 
 
 class QBatch(NamedTuple):
-    """A `ReplayBatch` as tensors; the masks are None for observations without one."""
+    """A `ReplayBatch` as tensors; the masks are None for observations without one, the
+    discounts for one-step batches and the weights for uniform replay."""
 
     obs: torch.Tensor | dict[str, torch.Tensor]
     actions: torch.Tensor  # (batch,) int64
@@ -138,6 +177,12 @@ class QBatch(NamedTuple):
     terminated: torch.Tensor  # (batch,) float32
     mask: torch.Tensor | None  # (batch, n_actions) bool
     next_mask: torch.Tensor | None
+    discounts: torch.Tensor | None = None  # (batch,) float32
+    weights: torch.Tensor | None = None  # (batch,) float32
+
+
+def _optional_tensor(values: np.ndarray | None) -> torch.Tensor | None:
+    return None if values is None else torch.as_tensor(values, dtype=torch.float32)
 
 
 def to_q_batch(batch: ReplayBatch) -> QBatch:
@@ -146,7 +191,8 @@ def to_q_batch(batch: ReplayBatch) -> QBatch:
                   torch.as_tensor(batch.rewards, dtype=torch.float32), next_obs,
                   torch.as_tensor(batch.terminated, dtype=torch.float32),
                   obs.get("mask") if isinstance(obs, dict) else None,
-                  next_obs.get("mask") if isinstance(next_obs, dict) else None)
+                  next_obs.get("mask") if isinstance(next_obs, dict) else None,
+                  _optional_tensor(batch.discounts), _optional_tensor(batch.weights))
 
 
 def taken_q(q_values: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
@@ -155,12 +201,12 @@ def taken_q(q_values: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
 
 
 def seeded_q_network(obs_space: gym.Space, n_actions: int, hidden_sizes: list[int],
-                     seed: np.random.SeedSequence) -> torch.nn.Module:
+                     seed: np.random.SeedSequence, dueling: bool = False) -> torch.nn.Module:
     """The Q-network for these spaces, initialised from `seed` without touching torch's
     global generator."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed.generate_state(1)[0]))
-        return make_q_network(obs_space, n_actions, hidden_sizes)
+        return make_q_network(obs_space, n_actions, hidden_sizes, dueling)
 
 
 def gradient_step(optimizer: torch.optim.Optimizer, params: Any, loss: torch.Tensor,
@@ -214,13 +260,15 @@ class DQNAgent:
         self.n_actions = discrete_actions(action_space)
         seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
         init_seq, act_seq = seq.spawn(2)
-        self.q_net = seeded_q_network(obs_space, self.n_actions, config.hidden_sizes, init_seq)
+        self.q_net = seeded_q_network(obs_space, self.n_actions, config.hidden_sizes, init_seq,
+                                      config.dueling)
         self.target_net = copy.deepcopy(self.q_net).requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=config.lr)
         self.rng = np.random.default_rng(act_seq)
         self.greedy = GreedyQPolicy(self.q_net, self.n_actions)
         self.behaviour = EpsilonGreedy(self.greedy, config.epsilon_start, self.rng)
         self.updates = 0  # gradient steps taken
+        self.td_errors = np.zeros(0, np.float32)  # (batch,) |TD error| of the last update
 
     @property
     def epsilon(self) -> float:
@@ -254,6 +302,7 @@ class DQNAgent:
 
     def update(self, batch: ReplayBatch) -> dict[str, float]:
         """One gradient step on `batch`; returns the loss and the mean Q of taken actions."""
+        self._check_batch(batch)
         b = to_q_batch(batch)
         loss, stats = self.loss(self.q_net(b.obs), b)  # q_net(obs): (batch, n_actions)
         gradient_step(self.optimizer, self.q_net.parameters(), loss, self.config.max_grad_norm)
@@ -267,10 +316,26 @@ class DQNAgent:
         with torch.no_grad():
             next_q_online = self.q_net(b.next_obs) if c.double else None
             target = td_target(b.rewards, b.terminated, c.gamma, self.target_net(b.next_obs),
-                               next_q_online, b.next_mask)
+                               next_q_online, b.next_mask, b.discounts)
         q_taken = taken_q(q_values, b.actions)  # (batch,)
-        loss = (F.smooth_l1_loss if c.huber else F.mse_loss)(q_taken, target)
+        self.td_errors = (q_taken.detach() - target).abs().numpy()
+        criterion = F.smooth_l1_loss if c.huber else F.mse_loss
+        if b.weights is None:
+            loss = criterion(q_taken, target)
+        else:  # importance-weighted: each transition's loss times its weight
+            loss = (b.weights * criterion(q_taken, target, reduction="none")).mean()
         return loss, {"loss": loss.item(), "q_mean": q_taken.mean().item()}
+
+    def _check_batch(self, batch: ReplayBatch) -> None:
+        """Refuse batches that silently ignore a switch (offline training samples one step,
+        uniformly)."""
+        c = self.config
+        if c.n_step > 1 and batch.discounts is None:
+            raise ConfigError(f"n_step = {c.n_step} needs n-step batches from the off-policy "
+                              "loop's replay; this batch holds single steps")
+        if c.prioritized and batch.weights is None:
+            raise ConfigError("prioritized = true needs batches from prioritized replay (the "
+                              "off-policy loop); this batch was drawn uniformly")
 
     def _update_target(self) -> None:
         c = self.config

@@ -6,7 +6,18 @@ one shared MLP over `concat(viewer_encoder(viewer), candidate_features)`:
 
     q[b, k] = head(concat(viewer_encoder(viewer[b]), candidates[b, k]))
 
-Networks return raw Q-values; masking belongs to the agent (`masked_q`).
+Dueling heads (Wang et al. 2016) split Q into a state value and advantages. For the MLP
+the standard form, Q = V(s) + A(s, a) - mean_a' A(s, a'). For candidates the head above
+becomes the advantage and a value head reads the viewer's code:
+
+    q[b, k] = V(viewer[b]) + A[b, k] - sum_j mask[b, j] A[b, j] / sum_j mask[b, j]
+
+The mean runs over the VALID candidates only (all of them when the observation has no
+mask; 0 when none is valid): padding and offline streamers are not actions, so their
+advantages must not shift the values of the real ones, and V(s) is then the mean Q over
+the actions the agent can actually take.
+
+Networks return raw Q-values; masking the choice belongs to the agent (`masked_q`).
 """
 
 from __future__ import annotations
@@ -39,30 +50,64 @@ def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class MLPQNetwork(nn.Module):
-    """Q-values for every discrete action from a flat observation."""
+def dueling_q(value: torch.Tensor, advantages: torch.Tensor,
+              mask: torch.Tensor | None = None) -> torch.Tensor:
+    """`value + advantages - mean(advantages)`: value (batch,), advantages (batch, n), the
+    mean over the allowed entries of `mask` (batch, n) bool, or over all when None."""
+    if mask is None:
+        mean = advantages.mean(dim=1)
+    else:
+        allowed = mask.to(advantages.dtype)
+        mean = (advantages * allowed).sum(dim=1) / allowed.sum(dim=1).clamp(min=1.0)
+    return value.unsqueeze(1) + advantages - mean.unsqueeze(1)
 
-    def __init__(self, obs_dim: int, n_actions: int, hidden: Sequence[int]):
+
+class MLPQNetwork(nn.Module):
+    """Q-values for every discrete action from a flat observation; with `dueling`, a shared
+    trunk feeds a value and an advantage layer."""
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden: Sequence[int],
+                 dueling: bool = False):
         super().__init__()
-        self.net = mlp(obs_dim, hidden, n_actions)
+        self.dueling = dueling
+        if not dueling:
+            self.net = mlp(obs_dim, hidden, n_actions)
+            return
+        self.trunk = mlp(obs_dim, hidden[:-1], hidden[-1])
+        self.value = nn.Linear(hidden[-1], 1)
+        self.advantage = nn.Linear(hidden[-1], n_actions)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.net(obs)  # (batch, obs_dim) -> (batch, n_actions)
+        if not self.dueling:
+            return self.net(obs)  # (batch, obs_dim) -> (batch, n_actions)
+        features = F.relu(self.trunk(obs))  # (batch, hidden[-1])
+        return dueling_q(self.value(features).squeeze(1), self.advantage(features))
 
 
 class CandidateQNetwork(nn.Module):
-    """Item-conditioned Q-values: one shared head scores each candidate for the viewer."""
+    """Item-conditioned Q-values: one shared head scores each candidate for the viewer;
+    with `dueling` that score is the advantage and `value` reads the viewer's code."""
 
-    def __init__(self, viewer_dim: int, cand_dim: int, hidden: Sequence[int]):
+    def __init__(self, viewer_dim: int, cand_dim: int, hidden: Sequence[int],
+                 dueling: bool = False):
         super().__init__()
         if not hidden:
             raise ConfigError("hidden sizes: the candidate Q-network needs at least one layer")
         self.viewer_encoder = nn.Sequential(nn.Linear(viewer_dim, hidden[0]), nn.ReLU())
         self.head = mlp(hidden[0] + cand_dim, hidden[1:], 1)
+        self.value = mlp(hidden[0], hidden[1:], 1) if dueling else None
 
     def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        candidates = obs["candidates"]  # (batch, K, cand_dim)
         viewer_code = self.viewer_encoder(obs["viewer"])  # (batch, hidden)
+        scores = self.candidate_scores(viewer_code, obs["candidates"])  # (batch, K)
+        if self.value is None:
+            return scores
+        return dueling_q(self.value(viewer_code).squeeze(1), scores, obs.get("mask"))
+
+    def candidate_scores(self, viewer_code: torch.Tensor,
+                         candidates: torch.Tensor) -> torch.Tensor:
+        """The shared head on every (viewer, candidate) pair: (batch, K); candidates
+        (batch, K, cand_dim)."""
         # The head's first layer on concat(viewer_code, candidate) splits into a viewer part,
         # computed once per row, plus a candidate part: same function, K times less work.
         first, width = self.head[0], viewer_code.shape[1]
@@ -87,13 +132,15 @@ def check_network_memory(in_dim: int, hidden: Sequence[int], out_dim: int) -> No
                           "available; use narrower layers")
 
 
-def make_q_network(obs_space: gym.Space, n_actions: int, hidden: Sequence[int]) -> nn.Module:
-    """The Q-network that fits `obs_space` (single-env space, not batched)."""
+def make_q_network(obs_space: gym.Space, n_actions: int, hidden: Sequence[int],
+                   dueling: bool = False) -> nn.Module:
+    """The Q-network that fits `obs_space` (single-env space, not batched), with a
+    dueling head when asked."""
     if isinstance(obs_space, gym.spaces.Box):
         check_network_memory(int(np.prod(obs_space.shape)), hidden, n_actions)
         if len(obs_space.shape) != 1:
             raise ConfigError(f"DQN needs a flat Box observation, got shape {obs_space.shape}")
-        return MLPQNetwork(obs_space.shape[0], n_actions, hidden)
+        return MLPQNetwork(obs_space.shape[0], n_actions, hidden, dueling)
     if isinstance(obs_space, gym.spaces.Dict):
         missing = [k for k in CANDIDATE_KEYS if k not in obs_space.spaces]
         if missing:
@@ -105,7 +152,7 @@ def make_q_network(obs_space: gym.Space, n_actions: int, hidden: Sequence[int]) 
                 f"{n_candidates} candidates in the observation but {n_actions} actions"
             )
         check_network_memory(viewer_dim + cand_dim, hidden, 1)
-        return CandidateQNetwork(viewer_dim, cand_dim, hidden)
+        return CandidateQNetwork(viewer_dim, cand_dim, hidden, dueling)
     raise ConfigError(f"DQN cannot read observations of type {type(obs_space).__name__}")
 
 

@@ -59,7 +59,7 @@ class ReplayWriter:
         """Store `step`; returns how many valid transitions it held."""
         next_encoded = self.codec.encode(step.next_obs, infos)
         stored = self.buffer.add(self.encoded, step.actions, step.rewards, next_encoded,
-                                 step.terminated, step.valid)
+                                 step.terminated, step.valid, step.truncated)
         self.encoded = next_encoded
         return stored
 

@@ -7,6 +7,7 @@
         learn from the step, by the algorithm's loop kind (liveq.train.registry):
           off_policy  store it in replay; every train_freq env steps after
                       learning_starts, gradient_steps agent.update(replay sample)
+                      (prioritized replay: then write agent.td_errors back as priorities)
           online      agent.update(this step's valid transitions)
         every log_every / eval_every / checkpoint_every env steps: log / evaluate / save
 
@@ -16,11 +17,12 @@ stops the run with `NonFiniteError` naming the env step, before anything is save
 Step counts are environment steps summed over envs.
 
 Exact resume: `checkpoints/latest.pt` holds the agent (networks, optimizer, RNG), the
-replay with its codec, the loop counters and RNG, the current observation, and the env
-state when the vector env offers `get_state()`/`set_state()`. With such an env a resumed
-run ends with bitwise the same weights as an uninterrupted one. Envs without `get_state`
-(e.g. Gymnasium's CartPole) resume from freshly reset episodes: training goes on from
-the same agent and replay, but no longer matches an uninterrupted run exactly.
+replay with its codec (prioritized: with its sum-tree and largest priority), the loop
+counters and RNG, the current observation, and the env state when the vector env offers
+`get_state()`/`set_state()`. With such an env a resumed run ends with bitwise the same
+weights as an uninterrupted one. Envs without `get_state` (e.g. Gymnasium's CartPole)
+resume from freshly reset episodes: training goes on from the same agent and replay,
+but no longer matches an uninterrupted run exactly.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from liveq.buffers.replay import ReplayBuffer, make_codec
+from liveq.buffers.prioritized import make_replay_buffer, priority_beta
+from liveq.buffers.replay import make_codec
 from liveq.core.config import ConfigError
 from liveq.core.errors import CheckpointError, NonFiniteError
 from liveq.sim.vector import make_vec_env
@@ -82,21 +85,31 @@ def crossed(before: int, after: int, every: int) -> bool:
 
 
 class ReplayLearning:
-    """Off-policy: every step goes to replay; rounds of updates on uniform samples."""
+    """Off-policy: every step goes to replay; rounds of updates on samples drawn uniformly
+    or, for a prioritized schedule, by priority, written back after each update."""
 
-    def __init__(self, agent: Any, env: Any, seed: np.random.SeedSequence):
+    def __init__(self, agent: Any, env: Any, seed: np.random.SeedSequence,
+                 total_env_steps: int):
         self.agent, self.schedule = agent, agent.replay_schedule
-        self.replay = ReplayBuffer(make_codec(env, self.schedule.buffer_size),
-                                   self.schedule.buffer_size)
+        self.replay = make_replay_buffer(make_codec(env, self.schedule.buffer_size),
+                                         self.schedule)
         self.writer = ReplayWriter(self.replay.codec, self.replay)
         self.sample_rng = np.random.default_rng(seed)
+        self.total_env_steps = total_env_steps
 
     def learn(self, step: Step, before: int, after: int) -> Iterator[dict[str, float]]:
         c = self.schedule
         if after < c.learning_starts:
             return
         for _ in range((after // c.train_freq - before // c.train_freq) * c.gradient_steps):
-            yield self.agent.update(self.replay.sample(c.batch_size, self.sample_rng))
+            if c.priorities is None:
+                yield self.agent.update(self.replay.sample(c.batch_size, self.sample_rng))
+                continue
+            beta = priority_beta(c.priorities, after, self.total_env_steps)
+            batch = self.replay.sample(c.batch_size, self.sample_rng, beta=beta)
+            stats = self.agent.update(batch)
+            self.replay.update_priorities(batch.indices, self.agent.td_errors)
+            yield {**stats, "priority_beta": beta}
 
     def log_fields(self) -> dict[str, float]:
         return {"train/replay_size": len(self.replay)}
@@ -115,7 +128,8 @@ class StepLearning:
 
     writer = None
 
-    def __init__(self, agent: Any, env: Any, seed: np.random.SeedSequence):
+    def __init__(self, agent: Any, env: Any, seed: np.random.SeedSequence,
+                 total_env_steps: int):
         self.agent = agent
 
     def learn(self, step: Step, before: int, after: int) -> Iterator[dict[str, float]]:
@@ -167,7 +181,8 @@ class Trainer:
         self.env = make_vec_env(config.env.id, config.env.n_envs, config.env.kwargs)
         self.agent = build_agent(config, self.env.single_observation_space,
                                  self.env.single_action_space, agent_seq)
-        self.learning = LEARNING[loop](self.agent, self.env, sample_seq)
+        self.learning = LEARNING[loop](self.agent, self.env, sample_seq,
+                                       config.train.total_env_steps)
         self.collector = Collector(self.env, self.learning.writer)
         self.evaluate = evaluate or make_gym_evaluator(config.env.id, config.env.kwargs)
         self.state = LoopState()
