@@ -8,11 +8,11 @@ import uuid
 
 import httpx
 import pytest
-from serving_support import API_KEY, Postgres, Server, catalogue, ensure_postgres, train_tiny_run
 from sqlalchemy import create_engine, func, select
 
 from liveq.serving.db import normalise_url
 from liveq.serving.tables import decisions, events
+from serving_support import API_KEY, Postgres, Server, catalogue, ensure_postgres, train_tiny_run
 
 ADMIN = {"X-API-Key": API_KEY}
 

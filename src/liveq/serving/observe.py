@@ -57,7 +57,10 @@ class Catalogue:
 
 def candidate_table(settings: FeatureSettings, catalogue: Catalogue, state: ViewerState,
                     rng: np.random.Generator) -> np.ndarray:
-    """`(K,)` catalogue rows of the viewer's candidates, -1 for empty slots."""
+    """`(K,)` catalogue rows of the viewer's candidates, -1 for empty slots (all of them
+    when nobody is live)."""
+    if not catalogue.ids:
+        return np.full(settings.n_candidates, -1, np.int64)
     follows = catalogue.positions(state.follows)[None]
     live = np.ones(len(catalogue.ids), dtype=bool)
     return retrieve(live, catalogue.viewers, follows, n_candidates=settings.n_candidates,

@@ -62,6 +62,7 @@ class Service:
         if len(set(seen)) != len(seen):
             raise RequestError(422, "streamers: a streamer_id appears twice")
         with self.engine.begin() as conn:
+            self._check_widths(conn, body)
             before = set(store.live_catalogue(conn, at).ids)
             for s in body.streamers:
                 store.upsert_streamer(conn, {
@@ -73,6 +74,16 @@ class Service:
             for streamer_id in gone:
                 store.set_live(conn, streamer_id, False, at)
         return {"live": len(seen), "went_offline": len(gone)}
+
+    def _check_widths(self, conn, body: Catalogue) -> None:
+        """Every topic vector must have the live model's width (one width for all)."""
+        live = store.live_model(conn)
+        width = (self.model(live["version"], live["run_path"]).settings.topic_dim
+                 if live else len(body.streamers[0].topic) if body.streamers else 0)
+        for s in body.streamers:
+            if len(s.topic) != width:
+                raise RequestError(422, f"streamers: {s.streamer_id}.topic has {len(s.topic)} "
+                                        f"entries; the live model's topics have {width}")
 
     def set_live(self, streamer_id: str, live: bool, viewers: float | None) -> None:
         with self.engine.begin() as conn:
