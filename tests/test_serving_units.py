@@ -89,3 +89,27 @@ def test_migrations_run_once_when_repeated(tmp_path):
             assert conn.exec_driver_sql("SELECT version_num FROM alembic_version"
                                         ).scalar() == "0001"
         engine.dispose()
+
+
+def test_explain_with_a_myopic_model_splits_each_score(tmp_path):
+    from liveq.serving.explain import explain
+    from liveq.serving.model import load_model
+    from liveq.serving.observe import Catalogue
+    from liveq.serving.policy_log import decide
+    from serving_support import catalogue, train_tiny_run
+
+    model = load_model(train_tiny_run(tmp_path / "run"))
+    rows = catalogue(12)["streamers"]
+    cat = Catalogue([r["streamer_id"] for r in rows],
+                    np.asarray([r["topic"] for r in rows], np.float32),
+                    np.asarray([r["viewers"] for r in rows], np.float32),
+                    np.asarray([r["minutes_live"] for r in rows], np.float64),
+                    *(np.asarray([r[k] for r in rows], np.float64)
+                      for k in ("impressions", "clicks", "watch_share", "age_minutes")))
+    state = ViewerState.new(model.settings)
+    fields = decide(model, cat, state, 2, {"kind": "softmax", "temperature": 0.5},
+                    "ab" * 16, 0.0)
+    assert sum(fields["probabilities"][0]) == pytest.approx(1.0)
+    out = explain({"decision_id": "ab" * 16, **fields}, model, myopic=model)
+    for item in out["items"]:  # the same model as its own myopic part: no future value
+        assert item["immediate"] == pytest.approx(item["score"]) and item["future"] == 0.0
