@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 API_KEY = "test-admin-key"
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -151,3 +152,17 @@ class Postgres:
 
 def json_lines(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throwaway PostgreSQL database's URL; the tests using it skip, saying why, only
+    when Debian's postgresql package cannot be had."""
+    bin_dir, why = ensure_postgres()
+    if bin_dir is None:
+        print(f"PostgreSQL tests skipped: {why}")
+        pytest.skip(f"PostgreSQL unavailable: {why}")
+    cluster = Postgres(bin_dir)
+    url = cluster.start()
+    yield url
+    cluster.stop()

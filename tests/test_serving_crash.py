@@ -15,8 +15,15 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from sqlalchemy import create_engine, select
 
+from liveq.serving.db import normalise_url
 from liveq.serving.tables import events
-from serving_support import API_KEY, Server, catalogue, train_tiny_run
+from serving_support import (  # noqa: F401  (postgres_url is a fixture)
+    API_KEY,
+    Server,
+    catalogue,
+    postgres_url,
+    train_tiny_run,
+)
 
 KILLS = 3
 CLIENTS = 4
@@ -39,6 +46,11 @@ class Load:
         self.lock = threading.Lock()
         self.threads = [threading.Thread(target=self.run) for _ in range(CLIENTS)]
 
+    def wait_for_more(self, count: int, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.acked) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     def run(self) -> None:
         with httpx.Client(timeout=10) as client:
             while not self.stop.is_set():
@@ -57,8 +69,11 @@ class Load:
                         self.acked[key] = r.json()["event_id"]
 
 
-def test_sigkill_under_feedback_load_loses_no_acknowledged_event(tiny_run, tmp_path):
-    server = Server(tiny_run, tmp_path / "state").start()
+@pytest.mark.parametrize("backend,workers", [("sqlite", "1"), ("postgres", "2")])
+def test_sigkill_under_feedback_load_loses_no_acknowledged_event(tiny_run, tmp_path, request,
+                                                                 backend, workers):
+    db = request.getfixturevalue("postgres_url") if backend == "postgres" else None
+    server = Server(tiny_run, tmp_path / "state", db, "--workers", workers).start()
     with httpx.Client(base_url=server.url, timeout=30) as client:
         client.put("/v1/streamers/live", json=catalogue(20))
         decision = client.post("/v1/recommend", json={"viewer_id": "crash"}).json()
@@ -66,22 +81,27 @@ def test_sigkill_under_feedback_load_loses_no_acknowledged_event(tiny_run, tmp_p
     for t in load.threads:
         t.start()
     acked_at_kill = []
-    for _ in range(KILLS):
-        time.sleep(1.5)
+    for _ in range(KILLS + 1):
+        load.wait_for_more(len(load.acked) + 20)  # steady load is flowing again
+        time.sleep(1.0)
+        if len(acked_at_kill) == KILLS:
+            break
         server.kill()
         acked_at_kill.append(len(load.acked))
         server.start()
-    time.sleep(1.0)
     load.stop.set()
     for t in load.threads:
         t.join()
-    engine = create_engine(f"sqlite:///{tmp_path / 'state' / 'log.db'}")
+    engine = create_engine(normalise_url(db or f"sqlite:///{tmp_path / 'state' / 'log.db'}"))
     with engine.connect() as conn:
-        logged = [r.idempotency_key for r in conn.execute(select(events.c.idempotency_key))]
+        logged = [r.idempotency_key for r in conn.execute(
+            select(events.c.idempotency_key).where(
+                events.c.decision_id == decision["decision_id"]))]
     engine.dispose()
     missing = set(load.acked) - set(logged)
-    print(f"crash test: {KILLS} SIGKILLs, {len(load.acked)} events acknowledged "
-          f"(at each kill: {acked_at_kill}), {len(logged)} in the log, {len(missing)} "
+    print(f"crash test ({backend}, {workers} workers): {KILLS} SIGKILLs, "
+          f"{len(load.acked)} events acknowledged (at each kill: {acked_at_kill}), "
+          f"{len(logged)} in the log, {len(missing)} "
           f"acknowledged but missing, {len(logged) - len(set(logged))} duplicates, "
           f"{load.unanswered} requests unanswered")
     assert not missing and len(logged) == len(set(logged))

@@ -12,7 +12,13 @@ from sqlalchemy import create_engine, func, select
 
 from liveq.serving.db import normalise_url
 from liveq.serving.tables import decisions, events
-from serving_support import API_KEY, Postgres, Server, catalogue, ensure_postgres, train_tiny_run
+from serving_support import (  # noqa: F401  (postgres_url is a fixture)
+    API_KEY,
+    Server,
+    catalogue,
+    postgres_url,
+    train_tiny_run,
+)
 
 ADMIN = {"X-API-Key": API_KEY}
 
@@ -20,18 +26,6 @@ ADMIN = {"X-API-Key": API_KEY}
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     return train_tiny_run(tmp_path_factory.mktemp("serving") / "run")
-
-
-@pytest.fixture(scope="session")
-def postgres_url():
-    bin_dir, why = ensure_postgres()
-    if bin_dir is None:
-        print(f"PostgreSQL tests skipped: {why}")
-        pytest.skip(f"PostgreSQL unavailable: {why}")
-    cluster = Postgres(bin_dir)
-    url = cluster.start()
-    yield url
-    cluster.stop()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])

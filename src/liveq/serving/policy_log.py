@@ -22,6 +22,12 @@ def decision_rng(decision_id: str) -> np.random.Generator:
     """The decision's random draws (retrieval and exploration), seeded by its id."""
     return np.random.default_rng(int(decision_id[:16], 16))
 
+def log_draw(decision_id: str) -> float:
+    """The decision's uniform draw in [0, 1) for `--log-sample` (from the id's second
+    half, so whether a decision was logged in full can be replayed)."""
+    return int(decision_id[16:32], 16) / 16 ** 16
+
+
 def arm_of(viewer_id: str, arms: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The viewer's sticky arm: SHA-256 of the id read as a number in [0, 1), against the
     arms' cumulative shares (None when there is no split)."""

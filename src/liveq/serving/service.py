@@ -7,7 +7,6 @@ A feedback event is answered only after the transaction that holds it has commit
 
 from __future__ import annotations
 
-import random
 import uuid
 from datetime import timezone
 from typing import Any
@@ -20,7 +19,7 @@ from liveq.serving import store
 from liveq.serving.explain import explain
 from liveq.serving.metrics import Metrics
 from liveq.serving.model import ServedModel, load_model, model_version
-from liveq.serving.policy_log import arm_of, decide
+from liveq.serving.policy_log import arm_of, decide, log_draw
 from liveq.serving.schemas import Catalogue, Feedback, RecommendRequest
 from liveq.serving.settings import ServeConfig
 from liveq.serving.viewers import (
@@ -39,6 +38,17 @@ class Service:
         self.engine, self.config, self.metrics = engine, config, metrics
         self._models: dict[str, ServedModel] = {}
         self._myopic = load_model(config.myopic) if config.myopic else None
+        self._warm()
+
+    def _warm(self) -> None:
+        """Load the live model and the split's models now, so a worker that answers
+        /healthz answers /v1/recommend without a cold start."""
+        with self.engine.connect() as conn:
+            rows = [store.get_model(conn, arm["model"]) for arm in store.current_split(conn)]
+            live = store.live_model(conn)
+            conn.rollback()
+        for row in rows + ([live] if live else []):
+            self.model(row["version"], row["run_path"])
 
     def model(self, version: str, run_path: str) -> ServedModel:
         if version not in self._models:
@@ -116,7 +126,7 @@ class Service:
         start_session_if_due(state, at, self.config.session_gap_minutes)
         fields = decide(model, catalogue, state, body.k, self.config.exploration,
                         decision_id, clock)
-        logged = random.random() < self.config.log_sample
+        logged = log_draw(decision_id) < self.config.log_sample
         row = self._decision_row(decision_id, body, at, clock, state, model, arm, fields,
                                  logged)
         self._commit_decision(body.viewer_id, row, at)

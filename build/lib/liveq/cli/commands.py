@@ -21,7 +21,7 @@ from liveq.core.report import (
 from liveq.eval.online import evaluate, make_online_evaluator
 from liveq.sim.vector import make_vec_env
 from liveq.train.config import RunConfig, load_run_config
-from liveq.train.registry import ALGORITHMS, derive_config
+from liveq.train.registry import ALGORITHMS, build_learner, derive_config
 
 EVAL_ENVS = 64
 
@@ -133,6 +133,22 @@ def _learner_config(config: RunConfig, name: str) -> RunConfig:
     return learner
 
 
+def _check_learners_fit(config: RunConfig, names: list[str]) -> None:
+    """Build each learner on the env's spaces before any training, so a learner that does
+    not fit the env is refused up front instead of after the others have trained."""
+    env = make_vec_env(config.env.id, 1, config.env.kwargs)
+    try:
+        for name in names:
+            learner = _learner_config(config, name).agent
+            try:
+                build_learner(name, env.single_observation_space, env.single_action_space,
+                              learner.settings, 0)
+            except ConfigError as exc:
+                raise ConfigError(f"--agents {name}: {exc}") from None
+    finally:
+        env.close()
+
+
 def compare_command(args: argparse.Namespace) -> int:
     from liveq.policies.baselines import BASELINES, make_baseline
 
@@ -141,6 +157,10 @@ def compare_command(args: argparse.Namespace) -> int:
     torch.set_num_threads(config.train.torch_threads)
     learners = online_learners()
     names = [n.strip() for n in args.agents.split(",") if n.strip()]
+    offline = [n for n in names if n in ALGORITHMS and n not in learners]
+    if offline:
+        raise ConfigError(f"--agents: {offline} learn only from logged data; `liveq ope "
+                          "offline-rl` trains them from a simulator log and judges them online")
     unknown = [n for n in names if n not in learners and n not in BASELINES]
     if unknown or not names:
         raise ConfigError(f"--agents: unknown {unknown}; choose from "
@@ -149,6 +169,7 @@ def compare_command(args: argparse.Namespace) -> int:
     if baselines and not is_livestream(config):
         raise ConfigError(f"--agents: baselines {baselines} need a liveq/LiveStream env, "
                           f"not {config.env.id}")
+    _check_learners_fit(config, [n for n in names if n in learners])
     for name in (n for n in names if n in learners):
         out = Path(args.out) / name
         train_run(_learner_config(config, name), out, resume=(out / "checkpoints" /

@@ -17,8 +17,10 @@ solver's path (DM and DR on Open Bandit match obp's figures to 2e-3 relative).""
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
-    """`1 / (1 + exp(-z))` without overflow for any finite `z`."""
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=np.float64)))
+    """`1 / (1 + exp(-z))` in `z`'s own precision; a very negative `z` gives exactly 0
+    (exp overflows to infinity, silently)."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-np.asarray(z)))
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float,

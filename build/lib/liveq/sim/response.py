@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from liveq.core.numerics import sigmoid
 from liveq.sim import choice
 from liveq.sim.config import LiveStreamConfig
 
@@ -46,10 +47,6 @@ class Outcome(NamedTuple):
     gifts: np.ndarray
     comments: np.ndarray
     follow_id: np.ndarray  # streamer followed after the watch, -1 when none
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 def respond(slate: Slate, active: np.ndarray, gift_propensity: np.ndarray,

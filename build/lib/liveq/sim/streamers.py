@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from liveq.core.numerics import sigmoid
 from liveq.core.units import MINUTES_PER_DAY
 from liveq.features.streamer import Engagement, StreamerRecord, add_engagement, streamer_tables
 from liveq.sim.config import LiveStreamConfig
-from liveq.sim.response import sigmoid, watch_fraction
+from liveq.sim.response import watch_fraction
 
 
 def array_state(obj: object) -> dict[str, np.ndarray]:
