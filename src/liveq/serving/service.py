@@ -102,11 +102,7 @@ class Service:
     # --- recommend ---------------------------------------------------------------------
     def recommend(self, body: RecommendRequest) -> dict[str, Any]:
         at = store.now()
-        clock = at
-        if body.context is not None and body.context.time is not None:
-            when = body.context.time
-            when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-            clock = when.timestamp()
+        clock = _clock(body, at)
         decision_id = uuid.uuid4().hex
         with self.engine.connect() as conn:
             model, arm = self._choose_model(conn, body.viewer_id)
@@ -131,12 +127,7 @@ class Service:
                                  logged)
         self._commit_decision(body.viewer_id, row, at)
         self.metrics.decision(arm)
-        items = [{"streamer_id": s, "rank": r,
-                  "score": fields["scores"][p],
-                  "probability": (fields["item_probabilities"] or [None] * len(fields["slate"]))[r]}
-                 for r, (s, p) in enumerate(zip(fields["slate"], fields["slate_positions"],
-                                                strict=True))]
-        return {"decision_id": decision_id, "items": items,
+        return {"decision_id": decision_id, "items": _items(fields),
                 "slate_probability": fields["slate_probability"],
                 "policy_version": model.version, "arm": arm,
                 "exploration": self.config.exploration}
@@ -175,8 +166,7 @@ class Service:
             state = ViewerState.from_json(store.lock_viewer(conn, viewer_id, at, fresh),
                                           model_settings)
             start_session_if_due(state, at, self.config.session_gap_minutes)
-            if state.session_id != row["session_id"]:
-                row["session_id"], row["session_step"] = state.session_id, state.session_steps
+            row["session_id"], row["session_step"] = state.session_id, state.session_steps
             begin_step(state, model_settings, at)
             store.insert_decision(conn, row)
             store.save_viewer(conn, viewer_id, state.to_json(), at)
@@ -310,6 +300,24 @@ class Service:
                     store.get_model(conn, arm["model"])
                 store.set_split(conn, arms, store.now())
             return store.current_split(conn)
+
+
+def _clock(body: RecommendRequest, at: float) -> float:
+    """The features' clock: the context's time (UTC when it names no zone), else now."""
+    if body.context is None or body.context.time is None:
+        return at
+    when = body.context.time
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _items(fields: dict[str, Any]) -> list[dict[str, Any]]:
+    """The shown items of a decision, best first, with score and rank probability."""
+    probs = fields["item_probabilities"] or [None] * len(fields["slate"])
+    return [{"streamer_id": streamer, "rank": rank, "score": fields["scores"][position],
+             "probability": probs[rank]}
+            for rank, (streamer, position) in enumerate(zip(fields["slate"],
+                                                            fields["slate_positions"],
+                                                            strict=True))]
 
 
 def startup_model(engine: Engine, run: str) -> dict[str, Any]:
