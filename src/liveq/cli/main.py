@@ -1,4 +1,4 @@
-"""The `liveq` command line: train, eval, compare, bench, data, eval-offline, ope.
+"""The `liveq` command line: train, eval, compare, bench, data, eval-offline, ope, serve.
 
 Usage errors (bad configs, missing or corrupted checkpoints, invalid arguments) print
 one line `liveq: error: ...` and exit with status 2; no traceback.
@@ -169,13 +169,35 @@ def _add_ope(sub) -> None:
                    help="offline-rl: skip DQN trained online on the same budget")
 
 
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="serve a trained run over HTTP with a durable decision log")
+    p.add_argument("--model", required=True, help="run folder written by `liveq train`")
+    p.add_argument("--db", help="database URL: sqlite:///PATH or postgresql://USER@HOST/DB "
+                   "(default: SQLite in --state-dir)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1, help="worker processes")
+    p.add_argument("--api-key", help="key the admin routes require (X-API-Key header)")
+    explore = p.add_mutually_exclusive_group()
+    explore.add_argument("--epsilon", type=float, help="epsilon-greedy exploration (0.1)")
+    explore.add_argument("--temperature", type=float, help="softmax exploration instead")
+    p.add_argument("--state-dir", default="./liveq-serve",
+                   help="folder of the default SQLite log and the workers' metrics")
+    p.add_argument("--log-sample", type=float, default=1.0,
+                   help="share of decisions logged in full (features, distributions)")
+    p.add_argument("--myopic", help="run folder of a gamma-0 model: explanations split each "
+                   "score into its expected immediate reward and future value")
+    p.add_argument("--max-body-bytes", type=int, default=1 << 20,
+                   help="largest request body accepted")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="liveq", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_train, _add_eval, _add_compare, _add_bench, _add_data, _add_eval_offline,
-                _add_ope):
+                _add_ope, _add_serve):
         add(sub)
     return parser
 
@@ -191,6 +213,7 @@ _COMMANDS = {
     "data analyze": "liveq.cli.data:analyze_command",
     "eval-offline": "liveq.cli.offline:eval_offline_command",
     "ope": "liveq.cli.ope:ope_command",
+    "serve": "liveq.cli.serve:serve_command",
 }
 
 

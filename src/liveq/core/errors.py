@@ -34,3 +34,11 @@ class UsageError(LiveqError):
 
 class NonFiniteError(LiveqError, ArithmeticError):
     """A loss, weight or result that became NaN or infinite."""
+
+
+class RequestError(LiveqError):
+    """A request the recommendation service refuses; `status` is the HTTP status (4xx)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status

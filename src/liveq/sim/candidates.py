@@ -1,12 +1,9 @@
 """The candidate table: which live streams the agent may rank, and how each is described.
 
-Retrieval mirrors a real feed: first the viewer's followed streamers who are live, then
-the most-watched live streams (trending), then a random sample of the other live streams
-(exploration). Duplicates are dropped and the table is filled to `n_candidates` when
-enough streamers are live; empty slots are masked.
-
-How each candidate is described is `liveq.features` (the schema and its builders), so a
-service computes the same features from its own logs.
+Retrieval mirrors a real feed (followed live streamers, trending, a random sample of the
+rest); the rule itself lives in `liveq.features.retrieval` so a service retrieves exactly
+as the simulator does. How each candidate is described is `liveq.features` (the schema and
+its builders), so a service computes the same features from its own logs.
 """
 
 from __future__ import annotations
@@ -15,6 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from liveq.features import retrieval
 from liveq.features.schema import CANDIDATE_FEATURES
 from liveq.sim.config import LiveStreamConfig
 
@@ -24,63 +22,12 @@ __all__ = ["CANDIDATE_FEATURES", "retrieve"]  # the names, kept here for older i
 def retrieve(cfg: LiveStreamConfig, live: np.ndarray, viewers: np.ndarray,
              follows: np.ndarray, rng: np.random.Generator,
              for_rows: Callable[[Callable[[slice], None], int], None]) -> np.ndarray:
-    """`(n, K)` int32 candidate ids, -1 for empty slots.
+    """`(n, K)` int32 candidate ids, -1 for empty slots (`liveq.features.retrieval.retrieve`
+    with the config's table sizes).
 
     live: `(n_streamers,)` bool; viewers: `(n_streamers,)` counts; follows: `(n, F)`;
     for_rows: runs the per-row work (`RowPool.run`).
     """
-    n, k = len(follows), cfg.n_candidates
-    live_ids = np.flatnonzero(live).astype(np.int32)  # int32 halves the compare costs
-    n_trend = min(cfg.trending_slots, len(live_ids))
-    order = np.argsort(-viewers[live_ids], kind="stable")
-    trending, others = live_ids[order[:n_trend]], rng.permutation(live_ids[order[n_trend:]])
-    width = k - n_trend
-    offsets = rng.integers(0, max(len(others), 1), size=(n, 1))
-    out = np.empty((n, k), dtype=np.int32)
-
-    def fill(rows: slice) -> None:
-        followed = _live_follows(follows[rows], live, cfg.followed_slots)
-        window = _window(others, offsets[rows], width)
-        pool = np.concatenate([followed, np.broadcast_to(trending, (len(window), n_trend)),
-                               window], axis=1)
-        out[rows] = _first_distinct(pool, n_followed=followed.shape[1], k=k)
-
-    for_rows(fill, n)
-    return out
-
-
-def _live_follows(follows: np.ndarray, live: np.ndarray, slots: int) -> np.ndarray:
-    """Up to `slots` followed streamers who are live, newest follow first; -1 pads."""
-    newest_first = follows[:, ::-1]
-    live_follow = np.where((newest_first >= 0) & live[np.maximum(newest_first, 0)],
-                           newest_first, -1)
-    order = np.argsort(live_follow < 0, axis=1, kind="stable")[:, :slots]
-    return np.take_along_axis(live_follow, order, axis=1)
-
-
-def _window(others: np.ndarray, offsets: np.ndarray, width: int) -> np.ndarray:
-    """`width` consecutive streamers of the shuffled `others` from each row's offset."""
-    window = np.full((len(offsets), width), -1, dtype=np.int32)
-    if len(others):
-        cols = np.arange(min(width, len(others)))
-        window[:, : len(cols)] = others[(offsets + cols) % len(others)]
-    return window
-
-
-def _first_distinct(pool: np.ndarray, n_followed: int, k: int) -> np.ndarray:
-    """Keep the first `k` valid ids per row; later copies of a followed id are dropped."""
-    valid = pool >= 0
-    for col in pool[:, :n_followed].T:
-        if (col >= 0).any():
-            valid[:, n_followed:] &= pool[:, n_followed:] != col[:, None]
-    out = pool[:, :k].copy()
-    ragged = np.flatnonzero(~valid[:, :k].all(axis=1))  # rows with holes or copies
-    if len(ragged):
-        sub, sub_valid = pool[ragged], valid[ragged]
-        position = np.cumsum(sub_valid, axis=1) - 1
-        keep = sub_valid & (position < k)
-        rows = np.broadcast_to(np.arange(len(ragged))[:, None], sub.shape)
-        packed = np.full((len(ragged), k), -1, dtype=pool.dtype)
-        packed[rows[keep], position[keep]] = sub[keep]
-        out[ragged] = packed
-    return out
+    return retrieval.retrieve(live, viewers, follows, n_candidates=cfg.n_candidates,
+                              followed_slots=cfg.followed_slots,
+                              trending_slots=cfg.trending_slots, rng=rng, for_rows=for_rows)

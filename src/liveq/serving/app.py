@@ -1,0 +1,172 @@
+"""The FastAPI application: routes under /v1, errors as 4xx with a message, a body limit,
+metrics, and the API key on the admin routes.
+
+`create_app(config)` builds it; uvicorn's worker processes call `app_from_environment()`,
+which reads the config `liveq serve` put in `LIVEQ_SERVE_CONFIG` (JSON).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import time
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from liveq.core.errors import LiveqError, RequestError
+from liveq.serving import schemas as s
+from liveq.serving.db import open_log
+from liveq.serving.limits import BodyLimit
+from liveq.serving.metrics import Metrics
+from liveq.serving.service import Service
+from liveq.serving.settings import ServeConfig, serve_config
+
+CONFIG_ENV = "LIVEQ_SERVE_CONFIG"
+ERRORS = {400: {"description": "bad request"}, 404: {"description": "unknown id"},
+          409: {"description": "conflict"}, 413: {"description": "body too large"},
+          422: {"description": "invalid input"}}
+ADMIN_ERRORS = {**ERRORS, 401: {"description": "no API key"},
+                403: {"description": "wrong API key"}}
+
+
+def _problem(loc: tuple, msg: str) -> str:
+    where = ".".join(str(p) for p in loc if p != "body") or "body"
+    return f"{where}: {msg}"
+
+
+def create_app(config: ServeConfig) -> FastAPI:
+    """The service app on `config`'s database (migrated at startup)."""
+    metrics = Metrics()
+    service = Service(open_log(config.database_url()), config, metrics)
+    app = FastAPI(title="liveq recommendation service", version="1",
+                  description="Recommends live streams with a trained liveq policy and logs "
+                              "every decision for learning and evaluation.")
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    _handlers(app)
+    _timing(app, metrics)
+
+    def admin(x_api_key: Annotated[str | None, Header()] = None) -> None:
+        if config.api_key is None:
+            raise RequestError(403, "admin routes are disabled: start the service with "
+                                    "--api-key")
+        if x_api_key is None:
+            raise RequestError(401, "missing API key: send it in the X-API-Key header")
+        if not hmac.compare_digest(x_api_key.encode(), config.api_key.encode()):
+            raise RequestError(403, "wrong API key (X-API-Key)")
+
+    _public_routes(app, service)
+    _admin_routes(app, service, Depends(admin))
+    app.state.service = service
+    return app
+
+
+def _handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestError)
+    async def request_error(_request: Request, exc: RequestError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(LiveqError)
+    async def liveq_error(_request: Request, exc: LiveqError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [_problem(tuple(e.get("loc", ())), e.get("msg", "invalid"))
+                    for e in exc.errors()]
+        return JSONResponse({"detail": "; ".join(problems[:5]) or "invalid request"},
+                            status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code)
+
+
+def _timing(app: FastAPI, metrics: Metrics) -> None:
+    @app.middleware("http")
+    async def timed(request: Request, call_next: Any) -> Response:
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics.request(path, request.method, response.status_code,
+                        time.perf_counter() - start)
+        return response
+
+
+def _public_routes(app: FastAPI, service: Service) -> None:
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics", response_class=Response)
+    def metrics_text() -> Response:
+        return Response(service.metrics.render(), media_type=service.metrics.content_type)
+
+    @app.put("/v1/streamers/live", response_model=s.CatalogueResult, responses=ERRORS)
+    def put_live(body: s.Catalogue) -> dict[str, int]:
+        """Replace the live catalogue: the streamers listed are live, the rest offline."""
+        return service.put_catalogue(body)
+
+    @app.post("/v1/streamers/{streamer_id}/live", responses=ERRORS)
+    def go_live(streamer_id: s.Id, body: s.GoLive | None = None) -> dict[str, str]:
+        service.set_live(streamer_id, True, None if body is None else body.viewers)
+        return {"streamer_id": streamer_id, "status": "live"}
+
+    @app.post("/v1/streamers/{streamer_id}/offline", responses=ERRORS)
+    def go_offline(streamer_id: s.Id) -> dict[str, str]:
+        service.set_live(streamer_id, False, None)
+        return {"streamer_id": streamer_id, "status": "offline"}
+
+    @app.post("/v1/recommend", response_model=s.RecommendResponse, responses=ERRORS)
+    def recommend(body: s.RecommendRequest) -> dict[str, Any]:
+        return service.recommend(body)
+
+    @app.post("/v1/feedback", response_model=s.FeedbackResponse, responses=ERRORS)
+    def feedback(body: s.Feedback) -> dict[str, Any]:
+        """Answered only after the event is committed; a repeated key returns the first
+        answer."""
+        return service.feedback(body)
+
+    @app.get("/v1/decisions/{decision_id}/explain", responses=ERRORS)
+    def explain(decision_id: Annotated[str, s.Field(min_length=1, max_length=64)]
+                ) -> dict[str, Any]:
+        return service.explain(decision_id)
+
+
+def _admin_routes(app: FastAPI, service: Service, admin: Any) -> None:
+    deps = [admin]
+
+    @app.get("/v1/admin/models", dependencies=deps, responses=ADMIN_ERRORS)
+    def models() -> list[dict[str, Any]]:
+        return service.models()
+
+    @app.post("/v1/admin/models", dependencies=deps, responses=ADMIN_ERRORS, status_code=201)
+    def register(body: s.RegisterModel) -> dict[str, Any]:
+        return service.register(body.run)
+
+    @app.post("/v1/admin/models/{version}/promote", dependencies=deps, responses=ADMIN_ERRORS)
+    def promote(version: s.Id) -> dict[str, Any]:
+        return service.promote(version)
+
+    @app.post("/v1/admin/rollback", dependencies=deps, responses=ADMIN_ERRORS)
+    def rollback() -> dict[str, Any]:
+        return service.rollback()
+
+    @app.get("/v1/admin/split", dependencies=deps, responses=ADMIN_ERRORS)
+    def get_split() -> dict[str, Any]:
+        return {"arms": service.split()}
+
+    @app.put("/v1/admin/split", dependencies=deps, responses=ADMIN_ERRORS)
+    def put_split(body: s.Split) -> dict[str, Any]:
+        """Set the A/B split: arm shares summing to 1; viewers keep their arm (hashed id)."""
+        return {"arms": service.split([a.model_dump() for a in body.arms])}
+
+
+def app_from_environment() -> FastAPI:
+    """The app of a uvicorn worker process (the config comes from `LIVEQ_SERVE_CONFIG`)."""
+    return create_app(serve_config(**json.loads(os.environ[CONFIG_ENV])))

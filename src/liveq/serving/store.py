@@ -1,0 +1,229 @@
+"""Reading and writing the decision log: the functions the service, and later the reward
+join, `liveq learn`, the promotion gate and the traffic driver, use.
+
+Every function takes a SQLAlchemy `Connection` inside a transaction (`engine.begin()`),
+so a caller groups several of them into one atomic commit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, select, update
+from sqlalchemy.exc import IntegrityError
+
+from liveq.core.errors import RequestError
+from liveq.serving.observe import Catalogue
+from liveq.serving.tables import decisions, events, models, splits, streamers, viewers
+
+MODEL_STATUSES = ("live", "candidate", "retired")
+
+
+def now() -> float:
+    return time.time()
+
+
+def live_catalogue(conn: Connection, at: float) -> Catalogue:
+    """The streamers live now, with minutes live and age as of `at`."""
+    rows = conn.execute(select(streamers).where(streamers.c.live.is_(True))
+                        .order_by(streamers.c.streamer_id)).mappings().all()
+    topic = np.asarray([r["topic"] for r in rows], np.float32)
+    if not rows:
+        topic = np.zeros((0, 0), np.float32)  # the service sets the model's width
+    column = lambda name: np.asarray([r[name] for r in rows], np.float64)  # noqa: E731
+    return Catalogue(
+        [r["streamer_id"] for r in rows], topic,
+        column("viewers").astype(np.float32),
+        np.maximum(at - column("live_since"), 0.0) // 60,
+        column("impressions"), column("clicks"), column("watch_sum"),
+        np.maximum(at - column("first_seen"), 0.0) / 60)
+
+
+def streamer_topics(conn: Connection, ids: list[str]) -> dict[str, list[float]]:
+    rows = conn.execute(select(streamers.c.streamer_id, streamers.c.topic)
+                        .where(streamers.c.streamer_id.in_(ids)))
+    return {r.streamer_id: r.topic for r in rows}
+
+
+def upsert_streamer(conn: Connection, values: dict[str, Any]) -> None:
+    """Insert or replace one streamer's row (`values` holds every column)."""
+    exists = conn.execute(select(streamers.c.streamer_id).where(
+        streamers.c.streamer_id == values["streamer_id"])).first()
+    if exists:
+        conn.execute(update(streamers).where(streamers.c.streamer_id == values["streamer_id"])
+                     .values(**values))
+    else:
+        conn.execute(streamers.insert().values(**values))
+
+
+def set_live(conn: Connection, streamer_id: str, live: bool, at: float,
+             viewers_now: float | None = None) -> None:
+    """Mark a known streamer live (a new stream starts now) or offline."""
+    row = conn.execute(select(streamers.c.live).where(
+        streamers.c.streamer_id == streamer_id)).first()
+    if row is None:
+        raise RequestError(404, f"unknown streamer '{streamer_id}': send it with PUT "
+                                "/v1/streamers/live first")
+    values: dict[str, Any] = {"live": live, "updated_at": at}
+    if live and not row.live:
+        values["live_since"] = at
+    if viewers_now is not None:
+        values["viewers"] = viewers_now
+    elif not live:
+        values["viewers"] = 0.0
+    conn.execute(update(streamers).where(streamers.c.streamer_id == streamer_id)
+                 .values(**values))
+
+
+def add_engagement(conn: Connection, streamer_id: str, impressions: float = 0.0,
+                   clicks: float = 0.0, watch: float = 0.0) -> None:
+    """Count an impression, click or watch share toward a streamer's logged estimates."""
+    conn.execute(update(streamers).where(streamers.c.streamer_id == streamer_id).values(
+        impressions=streamers.c.impressions + impressions,
+        clicks=streamers.c.clicks + clicks, watch_sum=streamers.c.watch_sum + watch))
+
+
+def viewer_state(conn: Connection, viewer_id: str, for_update: bool = False) -> dict | None:
+    """A viewer's stored state (JSON), or None for a viewer never seen; `for_update`
+    locks the row on PostgreSQL (SQLite's transactions are serialised already)."""
+    query = select(viewers.c.state).where(viewers.c.viewer_id == viewer_id)
+    if for_update:
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    return None if row is None else row.state
+
+
+def save_viewer(conn: Connection, viewer_id: str, state: dict, at: float) -> None:
+    done = conn.execute(update(viewers).where(viewers.c.viewer_id == viewer_id)
+                        .values(state=state, updated_at=at))
+    if done.rowcount == 0:
+        conn.execute(viewers.insert().values(viewer_id=viewer_id, state=state, updated_at=at))
+
+
+def lock_viewer(conn: Connection, viewer_id: str, at: float, fresh: dict) -> dict:
+    """The viewer's state, locked for this transaction; created as `fresh` when new.
+
+    Two workers creating the same viewer at once: the second insert fails and the row
+    the first wrote is read instead (inside a savepoint, so the transaction goes on).
+    """
+    state = viewer_state(conn, viewer_id, for_update=True)
+    if state is not None:
+        return state
+    try:
+        with conn.begin_nested():
+            conn.execute(viewers.insert().values(viewer_id=viewer_id, state=fresh,
+                                                 updated_at=at))
+        return fresh
+    except IntegrityError:
+        return viewer_state(conn, viewer_id, for_update=True)
+
+
+def insert_decision(conn: Connection, row: dict[str, Any]) -> None:
+    conn.execute(decisions.insert().values(**row))
+
+
+def get_decision(conn: Connection, decision_id: str) -> dict[str, Any]:
+    """A decision's row, or a 404 `RequestError` naming the id."""
+    row = conn.execute(select(decisions).where(decisions.c.decision_id == decision_id)
+                       ).mappings().first()
+    if row is None:
+        raise RequestError(404, f"unknown decision_id '{decision_id}'")
+    return dict(row)
+
+
+def event_by_key(conn: Connection, key: str) -> dict[str, Any] | None:
+    row = conn.execute(select(events).where(events.c.idempotency_key == key)).mappings().first()
+    return None if row is None else dict(row)
+
+
+def insert_event(conn: Connection, row: dict[str, Any]) -> bool:
+    """Insert an event; False (and nothing written) when its idempotency key exists."""
+    try:
+        with conn.begin_nested():
+            conn.execute(events.insert().values(**row))
+        return True
+    except IntegrityError:
+        return False
+
+
+def iter_decisions(conn: Connection, since: float | None = None,
+                   until: float | None = None) -> Iterator[dict[str, Any]]:
+    """Decisions with `since <= created_at < until`, in time order (ties by id)."""
+    query = select(decisions).order_by(decisions.c.created_at, decisions.c.decision_id)
+    if since is not None:
+        query = query.where(decisions.c.created_at >= since)
+    if until is not None:
+        query = query.where(decisions.c.created_at < until)
+    for row in conn.execute(query).mappings():
+        yield dict(row)
+
+
+def iter_events(conn: Connection, decision_ids: list[str] | None = None
+                ) -> Iterator[dict[str, Any]]:
+    """Events in the order they were committed (event_id), optionally of some decisions."""
+    query = select(events).order_by(events.c.event_id)
+    if decision_ids is not None:
+        query = query.where(events.c.decision_id.in_(decision_ids))
+    for row in conn.execute(query).mappings():
+        yield dict(row)
+
+
+def list_models(conn: Connection) -> list[dict[str, Any]]:
+    return [dict(r) for r in conn.execute(select(models).order_by(models.c.created_at))
+            .mappings()]
+
+
+def get_model(conn: Connection, version: str) -> dict[str, Any]:
+    row = conn.execute(select(models).where(models.c.version == version)).mappings().first()
+    if row is None:
+        raise RequestError(404, f"unknown model version '{version}'")
+    return dict(row)
+
+
+def live_model(conn: Connection) -> dict[str, Any] | None:
+    row = conn.execute(select(models).where(models.c.status == "live")).mappings().first()
+    return None if row is None else dict(row)
+
+
+def register_model(conn: Connection, version: str, run_path: str, at: float) -> dict:
+    """Add a model as a candidate (an existing version is returned unchanged)."""
+    existing = conn.execute(select(models).where(models.c.version == version)).mappings().first()
+    if existing is None:
+        conn.execute(models.insert().values(version=version, run_path=run_path,
+                                            status="candidate", created_at=at))
+    return get_model(conn, version)
+
+
+def promote(conn: Connection, version: str, at: float) -> dict:
+    """Make `version` live; the model live before is retired; the A/B split is cleared
+    (all traffic to the new live model)."""
+    get_model(conn, version)
+    conn.execute(update(models).where((models.c.status == "live")
+                                      & (models.c.version != version))
+                 .values(status="retired", retired_at=at))
+    conn.execute(update(models).where(models.c.version == version)
+                 .values(status="live", promoted_at=at, retired_at=None))
+    set_split(conn, [], at)
+    return get_model(conn, version)
+
+
+def rollback(conn: Connection, at: float) -> dict:
+    """Make the most recently retired model live again (the live one is retired)."""
+    row = conn.execute(select(models).where(models.c.status == "retired")
+                       .order_by(models.c.retired_at.desc())).mappings().first()
+    if row is None:
+        raise RequestError(409, "nothing to roll back to: no model was retired yet")
+    return promote(conn, row["version"], at)
+
+
+def current_split(conn: Connection) -> list[dict[str, Any]]:
+    row = conn.execute(select(splits.c.arms).order_by(splits.c.split_id.desc())).first()
+    return [] if row is None else list(row.arms)
+
+
+def set_split(conn: Connection, arms: list[dict[str, Any]], at: float) -> None:
+    """Record a new A/B split (`[{name, model, share}]`; empty = all to the live model)."""
+    conn.execute(splits.insert().values(created_at=at, arms=arms))
