@@ -3,6 +3,8 @@ regret on a linear bandit with a known answer, and training through the online l
 
 from __future__ import annotations
 
+import warnings
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -151,8 +153,10 @@ def test_regret_grows_sublinearly(name, world_seed):
 
 # ---------------------------------------------------------------- env and loop
 def test_linear_bandit_env_passes_check_env_and_reports_regret():
-    env = gym.make(LINEAR_BANDIT_ID).unwrapped
-    check_env(env, skip_render_check=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        env = gym.make(LINEAR_BANDIT_ID).unwrapped
+        check_env(env, skip_render_check=True)
     obs, _ = env.reset(seed=3)
     expected = env.expected_rewards(obs["viewer"])
     best = int(np.argmax(expected))
