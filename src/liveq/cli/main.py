@@ -49,7 +49,8 @@ def _add_compare(sub) -> None:
     p = sub.add_parser("compare", help="train learners and compare them with baselines")
     p.add_argument("--config", required=True, help="run config YAML (DQN settings and env)")
     p.add_argument("--agents", default="dqn,myopic,oracle,popular,repeat,random",
-                   help="comma-separated: dqn, myopic, oracle, popular, repeat, random")
+                   help="comma-separated: dqn, myopic, linucb, linear_ts, oracle, popular, "
+                        "repeat, random")
     p.add_argument("--episodes", type=int, default=2000, help="sessions per agent")
     p.add_argument("--out", default="runs/compare", help="folder for the learners' runs")
     p.add_argument("--seed", type=seed, default=12345, help="evaluation seed (shared)")

@@ -7,10 +7,12 @@ import gymnasium as gym
 from liveq.sim.chain import register_chain
 from liveq.sim.config import LiveStreamConfig, RewardWeights, StreamerTraits, ViewerTraits
 from liveq.sim.core import InvalidActionError, LiveStreamCore
+from liveq.sim.linear_bandit import register_linear_bandit
 
 
 def register_envs() -> None:
-    """Register `liveq/LiveStream-v0` (with its batched vector entry point) and the chain."""
+    """Register `liveq/LiveStream-v0` (with its batched vector entry point), the chain and
+    the linear bandit."""
     if "liveq/LiveStream-v0" not in gym.registry:
         gym.register(
             "liveq/LiveStream-v0",
@@ -18,6 +20,7 @@ def register_envs() -> None:
             vector_entry_point="liveq.sim.livestream:LiveStreamVectorEnv",
         )
     register_chain()
+    register_linear_bandit()
 
 
 register_envs()

@@ -38,11 +38,18 @@ class Step(NamedTuple):
         return (self.terminated | self.truncated) & self.valid
 
     def transitions(self) -> ReplayBatch:
-        """The valid rows as a batch (observations must be arrays: tabular envs)."""
+        """The valid rows as a batch (observations: arrays or dicts of arrays)."""
         v = self.valid
-        return ReplayBatch(np.asarray(self.obs)[v], np.asarray(self.actions)[v],
-                           np.asarray(self.rewards)[v], np.asarray(self.next_obs)[v],
+        return ReplayBatch(_rows(self.obs, v), np.asarray(self.actions)[v],
+                           np.asarray(self.rewards)[v], _rows(self.next_obs, v),
                            np.asarray(self.terminated, dtype=np.float32)[v])
+
+
+def _rows(obs: Obs, keep: np.ndarray) -> Obs:
+    """The rows `keep` of a batched observation (an array or a dict of arrays)."""
+    if isinstance(obs, dict):
+        return {key: np.asarray(value)[keep] for key, value in obs.items()}
+    return np.asarray(obs)[keep]
 
 
 class ReplayWriter:

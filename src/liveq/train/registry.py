@@ -10,6 +10,8 @@ how it trains online (the loop kind) and whether it can learn from a logged buff
     bandit      BanditConfig     off_policy  yes       CQL with gamma 0
     bc          BCConfig         -           yes       behaviour cloning (offline only)
     tabular_q   QLearningConfig  online      no        Q-table, per-step updates
+    linucb      LinUCBConfig     online      no        shared linear model, UCB
+    linear_ts   LinearTSConfig   online      no        shared linear model, Thompson
 
 A run config names one (`agent: {name: cql, cql: {cql_alpha: 0.5}}`); its section is
 parsed as that entry's config, with errors naming the full path (`agent.cql.lr`).
@@ -34,6 +36,7 @@ import numpy as np
 from liveq.algos.bc import BCAgent, BCConfig
 from liveq.algos.cql import BanditConfig, CQLAgent, CQLConfig
 from liveq.algos.dqn import DQNAgent, DQNConfig, MyopicConfig
+from liveq.algos.linear_bandits import LinearTSAgent, LinearTSConfig, LinUCBAgent, LinUCBConfig
 from liveq.algos.tabular import QLearningConfig, build_tabular_q
 from liveq.buffers.replay import ReplayBatch
 from liveq.core.config import ConfigError, from_dict, to_dict
@@ -99,6 +102,10 @@ ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
               "behaviour cloning of the logged action (offline only)"),
     Algorithm("tabular_q", QLearningConfig, build_tabular_q, "online", False,
               "tabular Q-learning on Discrete states, updated every step"),
+    Algorithm("linucb", LinUCBConfig, LinUCBAgent, "online", False,
+              "LinUCB (Li et al. 2010): one ridge model over viewer and candidate features"),
+    Algorithm("linear_ts", LinearTSConfig, LinearTSAgent, "online", False,
+              "linear Thompson sampling (Agrawal and Goyal 2013), the same ridge model"),
 )}
 
 # DQN settings that became learners of their own: key -> (the value meaning plain DQN,
