@@ -48,16 +48,20 @@ def test_sessions_of_rollouts_are_complete_and_match_online_evaluation():
 
 
 def test_gate_promotes_popular_over_random_and_refuses_the_reverse():
-    config = GateConfig(n_boot=20, min_sessions=200, min_effective_sessions=0)
+    config = GateConfig(n_boot=20, min_sessions=200, decide_by=["fqe", "wdr"],
+                        min_effective_sessions=0)
     # popular's online return per session is well above random's (README: 5.3 vs 3.4)
     data, env = log("random", 384)
     up = gate(data, data.behaviour, dist("popular:0.3", data, env), config)
     assert up.verdict == PROMOTE, up.reason
     # whole sessions of popular are rare in a uniform log: worth about 5 sessions of it
     assert up.effective_sessions["candidate"] < 10 <= up.effective_sessions["live"]
-    strict = GateConfig(n_boot=20, min_sessions=200, min_effective_sessions=10)
+    strict = GateConfig(n_boot=20, min_sessions=200, decide_by=["fqe", "wdr"])
     refused = gate(data, data.behaviour, dist("popular:0.3", data, env), strict)
     assert refused.verdict == NOT_ENOUGH and "worth" in refused.reason
+    # FQE alone pools sessions through its model: the weights' ESS does not bind it
+    assert gate(data, data.behaviour, dist("popular:0.3", data, env),
+                GateConfig(n_boot=20, min_sessions=200)).verdict == PROMOTE
     data, env = log("popular:0.3", 384)
     down = gate(data, data.behaviour, dist("random", data, env), config)
     assert down.verdict == NOT_BETTER, down.reason
@@ -77,7 +81,7 @@ def test_study_config_is_validated():
 def test_cli_gate_runs_every_scenario(tmp_path, capsys):
     out = tmp_path / "result.json"
     code = main(["ope", "gate", "--seeds", "1", "--sessions", "96", "--small-sessions", "32",
-                 "--truth-sessions", "64", "--train-steps", "1500", "--min-sessions", "64",
+                 "--truth-runs", "1", "--train-steps", "1500", "--min-sessions", "64",
                  "--bootstrap", "10", "--out", str(tmp_path / "runs"), "--json", str(out)])
     assert code == 0
     printed = capsys.readouterr().out

@@ -176,8 +176,10 @@ def _add_ope(sub) -> None:
                    "policy (0.2)")
     p.add_argument("--small-sessions", type=int, help="gate: sessions of the too-small log "
                    "(48)")
-    p.add_argument("--truth-sessions", type=int, help="gate: online sessions per policy for "
-                   "the truth (4096)")
+    p.add_argument("--truth-runs", type=int, help="gate: online runs per policy and seed "
+                   "for the truth (4)")
+    p.add_argument("--decide-by", help="gate: comma-separated estimators that must all clear "
+                   "the margin: fqe, pdwis, wdr (fqe)")
     p.add_argument("--train-steps", type=int, help="gate: env steps per learner (60000)")
     p.add_argument("--min-sessions", type=int, help="gate: fewest logged sessions (200)")
     p.add_argument("--margin", type=float, help="gate: gain per session to clear (0)")

@@ -28,8 +28,8 @@ SIM_ONLY = ("seeds", "sessions", "steps", "behaviour", "targets")
 OBD_ONLY = ("campaign", "n_sim", "obp_check")
 OFFLINE_RL_ONLY = ("config", "learners", "gradient_steps", "cql_alpha", "soften",
                    "heldout_steps", "episodes", "no_online_dqn")
-GATE_ONLY = ("out", "dqn_run", "myopic_run", "epsilon", "small_sessions", "truth_sessions",
-             "train_steps", "min_sessions", "margin")
+GATE_ONLY = ("out", "dqn_run", "myopic_run", "epsilon", "small_sessions", "truth_runs",
+             "train_steps", "min_sessions", "margin", "decide_by")
 
 
 def _estimator_config(args: argparse.Namespace, n_boot: int) -> EstimatorConfig:
@@ -225,7 +225,7 @@ def gate_config(args: argparse.Namespace):
     from liveq.experiments.gate_sim import GateSimConfig
 
     config = GateSimConfig()
-    for name in ("seeds", "sessions", "epsilon", "small_sessions", "truth_sessions",
+    for name in ("seeds", "sessions", "epsilon", "small_sessions", "truth_runs",
                  "train_steps"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
@@ -236,6 +236,8 @@ def gate_config(args: argparse.Namespace):
             setattr(config.gate, name, getattr(args, name))
     if args.bootstrap is not None:
         config.gate.n_boot = args.bootstrap
+    if args.decide_by is not None:
+        config.gate.decide_by = _names(args.decide_by)
     config.validate()
     return config
 
@@ -270,8 +272,9 @@ def _gate(args: argparse.Namespace) -> dict[str, Any]:
     config = gate_config(args)
     result = run_gate_sim(config, args.seed, args.out or "liveq-gate")
     print(f"liveq ope gate: {config.seeds} seeds; logs of the live policy served with "
-          f"{config.epsilon:g} uniform exploration; truth = online return per session "
-          f"({config.truth_sessions} sessions per policy and seed)")
+          f"{config.epsilon:g} uniform exploration; truth = online return per session in "
+          f"the logs' window ({config.truth_runs} runs per policy and seed); the gate "
+          f"decides by {', '.join(config.gate.decide_by)}")
     verdicts, errors = gate_tables(result)
     print(verdicts)
     print("\nsession value estimates (return per session) beside the truth, mean over seeds; "

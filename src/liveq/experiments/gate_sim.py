@@ -4,7 +4,7 @@
                   `liveq.train` on the small LiveStream world, cached in `out/` (or
                   given as run folders); both served with `epsilon` uniform exploration
     2. truth      each served policy's return per session, measured online
-                  (`liveq.eval.online`) over `truth_sessions` sessions of each seed's world
+                  (`liveq.eval.online`) in the logs' window of each seed's world
     3. scenarios  per seed, a log of sessions written by the live policy, then the gate
                     upgrade   live myopic, candidate DQN, `sessions` logged: should promote
                     reverse   live DQN, candidate myopic, `sessions` logged: should refuse
@@ -54,8 +54,8 @@ class GateSimConfig:
     """Concurrent viewer slots while logging and measuring the truth."""
     epsilon: float = 0.2
     """Uniform exploration mixed into every served policy (the log's exploration slice)."""
-    truth_sessions: int = 4096
-    """Sessions per policy and seed of the online truth."""
+    truth_runs: int = 4
+    """Online runs per policy and seed, each of `sessions` sessions, for the truth."""
     train_steps: int = 60_000
     """Environment steps of each learner's training."""
     runs: dict[str, str] = field(default_factory=dict)
@@ -66,11 +66,11 @@ class GateSimConfig:
     """The gate's settings."""
 
     def validate(self) -> None:
-        for name in ("seeds", "sessions", "small_sessions", "parallel", "truth_sessions",
+        for name in ("seeds", "sessions", "small_sessions", "parallel", "truth_runs",
                      "train_steps"):
             require(getattr(self, name) >= 1, f"{name} must be at least 1, got "
                     f"{getattr(self, name)}")
-        for name in ("sessions", "small_sessions", "truth_sessions"):
+        for name in ("sessions", "small_sessions"):
             require(getattr(self, name) >= self.parallel, f"{name} ({getattr(self, name)}) "
                     f"must be at least parallel ({self.parallel})")
         require(0.0 < self.epsilon <= 1.0, f"epsilon must be in (0, 1], got {self.epsilon}")
@@ -189,16 +189,25 @@ def scenario(config: GateSimConfig, greedy: dict[str, Policy], live: str, candid
 
 
 def truths(config: GateSimConfig, greedy: dict[str, Policy], seed: int) -> dict[str, float]:
-    """Each served policy's mean return per session, online, on this seed's world."""
+    """Each served policy's mean return per session, online, in the window the logs cover.
+
+    The world changes over the day (streams start and end), so the truth is measured in
+    the log's own window: the same seed (world), slots and sessions, repeated
+    `truth_runs` times with fresh exploration draws, which decorrelate the runs.
+    """
     out = {}
     for name, policy in greedy.items():
-        env = make_vec_env(ENV_ID, config.parallel, config.env)
-        try:
-            summary = evaluate(lambda _, p=policy: served(p, config.epsilon, seed + 2), env,
-                               config.truth_sessions, seed)
-        finally:
-            env.close()
-        out[name] = summary["return"]["mean"]
+        returns = []
+        for run in range(config.truth_runs):
+            env = make_vec_env(ENV_ID, config.parallel, config.env)
+            try:
+                summary = evaluate(lambda _, p=policy, r=run: served(p, config.epsilon,
+                                                                       seed + 2 + r),
+                                   env, config.sessions, seed)
+            finally:
+                env.close()
+            returns.append(summary["return"]["mean"])
+        out[name] = float(np.mean(returns))
     return out
 
 

@@ -7,9 +7,10 @@ estimator (FQE, PDWIS, WDR), and the difference candidate - live gets a percenti
 bootstrap interval over sessions (both policies on the same resamples, so the interval
 is of the paired difference; FQE is refitted on every resample). The verdict:
 
-    refuse: not enough data   fewer logged sessions than `min_sessions`, or the log
-                              is worth fewer than `min_effective_sessions` sessions of
-                              the candidate (whole-session importance weights)
+    refuse: not enough data   fewer logged sessions than `min_sessions`, or (when an
+                              importance-weighted estimator decides) the log is worth
+                              fewer than `min_effective_sessions` sessions of the
+                              candidate (whole-session importance weights)
     promote                   for every estimator in `decide_by`, the lower end of the
                               difference's interval is above `margin`
     refuse: candidate not better   otherwise
@@ -51,14 +52,15 @@ class GateConfig:
 
     estimators: list[str] = field(default_factory=lambda: list(SESSION_ESTIMATORS))
     """Session-level estimators to compute, from SESSION_ESTIMATORS."""
-    decide_by: list[str] = field(default_factory=lambda: ["fqe", "wdr"])
+    decide_by: list[str] = field(default_factory=lambda: ["fqe"])
     """Estimators whose interval must clear the margin to promote (all of them)."""
     margin: float = 0.0
     """Smallest gain in return per session worth a promotion (lower bound must exceed it)."""
     min_sessions: int = 200
     """Fewer logged sessions than this: not enough data."""
     min_effective_sessions: float = 10.0
-    """The candidate's whole-session effective sample size must reach this."""
+    """When `decide_by` names an importance-weighted estimator (pdwis, wdr), the
+    candidate's whole-session effective sample size must reach this."""
     gamma: float = 1.0
     """Discount of the session return; 1 compares undiscounted returns per session."""
     n_boot: int = 100
@@ -204,7 +206,8 @@ def gate(data: Sessions, live: np.ndarray, candidate: np.ndarray,
 def decide(difference: dict[str, Interval], candidate_ess: float,
            config: GateConfig) -> tuple[str, str]:
     """(verdict, reason) from the differences' intervals and the candidate's ESS."""
-    if candidate_ess < config.min_effective_sessions:
+    weighted = {"pdwis", "wdr"} & set(config.decide_by)
+    if weighted and candidate_ess < config.min_effective_sessions:
         return NOT_ENOUGH, (f"the log is worth {candidate_ess:.1f} sessions of the candidate; "
                             f"the gate needs {config.min_effective_sessions:g}")
     short = [f"{name} {difference[name].low:+.3f}" for name in config.decide_by
