@@ -85,10 +85,11 @@ def test_cli_gate_runs_every_scenario(tmp_path, capsys):
                  "--bootstrap", "10", "--out", str(tmp_path / "runs"), "--json", str(out)])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "verdict per seed" in printed and "one-step DR" in printed
+    assert "verdict per seed" in printed and "ranks DQN above myopic on" in printed
     result = json.loads(out.read_text())
     scenarios = {r["scenario"]: r for r in result["rows"]}
     assert set(scenarios) == {"upgrade", "reverse", "small"}
     assert scenarios["small"]["verdict"] == NOT_ENOUGH
     assert {s["estimator"] for s in result["summary"]} == {"fqe", "pdwis", "wdr"}
+    assert result["ranking"]["one-step dr"]["logs"] == 2
     assert (tmp_path / "runs" / "dqn" / "checkpoints" / "latest.pt").is_file()

@@ -229,7 +229,8 @@ def run_gate_sim(config: GateSimConfig, seed: int, out: str | Path) -> dict[str,
             for name, (live, candidate, n) in SCENARIOS(config).items():
                 rows.append({"scenario": name, "seed_index": i,
                              **scenario(config, greedy, live, candidate, n, child)})
-    return {"truth": truth, "rows": rows, "summary": summarise(rows, truth)}
+    return {"truth": truth, "rows": rows, "summary": summarise(rows, truth),
+            "ranking": ranking(rows)}
 
 
 def SCENARIOS(config: GateSimConfig) -> dict[str, tuple[str, str, int]]:  # noqa: N802
@@ -253,3 +254,20 @@ def summarise(rows: list[dict], truth: list[dict]) -> list[dict]:
                             "estimate": float(est.mean()), "bias": float(error.mean()),
                             "rmse": float(np.sqrt(np.mean(error ** 2)))})
     return out
+
+
+def ranking(rows: list[dict]) -> dict[str, dict[str, int]]:
+    """Per estimator (session-level and one-step DR): on how many of the logs with
+    estimates it ranks DQN above the myopic policy."""
+    scored = [r for r in rows if r["live"]]
+    counts: dict[str, dict[str, int]] = {}
+    for r in scored:
+        sign = 1.0 if r["candidate_policy"] == "dqn" else -1.0
+        figures = {name: sign * d["estimate"] for name, d in r["difference"].items()}
+        figures["one-step dr"] = sign * (r["one_step"]["candidate"]["dr"]
+                                         - r["one_step"]["live"]["dr"])
+        for name, gain in figures.items():
+            entry = counts.setdefault(name, {"dqn_first": 0, "logs": 0})
+            entry["dqn_first"] += int(gain > 0)
+            entry["logs"] += 1
+    return counts
