@@ -93,3 +93,12 @@ def test_cli_gate_runs_every_scenario(tmp_path, capsys):
     assert {s["estimator"] for s in result["summary"]} == {"fqe", "pdwis", "wdr"}
     assert result["ranking"]["one-step dr"]["logs"] == 2
     assert (tmp_path / "runs" / "dqn" / "checkpoints" / "latest.pt").is_file()
+
+
+def test_cli_gate_refuses_a_file_as_out_before_training(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["ope", "gate", "--out", str(blocker), "--seeds", "1"]) == 2
+    assert "--out" in capsys.readouterr().err
+    assert main(["ope", "gate", "--steps", "4"]) == 2
+    assert "--steps" in capsys.readouterr().err

@@ -20,7 +20,13 @@ import numpy as np
 
 from liveq.core.config import ConfigError, to_dict
 from liveq.core.errors import UsageError
-from liveq.core.report import check_output_file, format_table, save_json, text_table
+from liveq.core.report import (
+    check_output_dir,
+    check_output_file,
+    format_table,
+    save_json,
+    text_table,
+)
 from liveq.ope.estimators import EstimatorConfig
 from liveq.train.registry import derive_config
 
@@ -270,7 +276,9 @@ def _gate(args: argparse.Namespace) -> dict[str, Any]:
                                       "gradient_steps", "cql_alpha", "soften",
                                       "heldout_steps", "episodes", "no_online_dqn"))
     config = gate_config(args)
-    result = run_gate_sim(config, args.seed, args.out or "liveq-gate")
+    out = args.out or "liveq-gate"
+    check_output_dir(out, "--out")
+    result = run_gate_sim(config, args.seed, out)
     print(f"liveq ope gate: {config.seeds} seeds; logs of the live policy served with "
           f"{config.epsilon:g} uniform exploration; truth = online return per session in "
           f"the logs' window ({config.truth_runs} runs per policy and seed); the gate "
