@@ -165,9 +165,11 @@ def load_greedy(run: Path, env: Any) -> Policy:
                           env).greedy_policy(frozen=True)
 
 
-def served(policy: Policy, epsilon: float, seed: int) -> Policy:
-    """`policy` as served: with `epsilon` uniform exploration."""
-    return EpsilonGreedy(policy, epsilon, np.random.default_rng(seed))
+def served(policy: Policy, epsilon: float, seed: int, stream: int) -> Policy:
+    """`policy` as served: with `epsilon` uniform exploration drawn from stream `stream`
+    of `seed` (never the stream the world of `env.reset(seed)` draws from)."""
+    return EpsilonGreedy(policy, epsilon,
+                         np.random.default_rng(np.random.SeedSequence([seed, stream])))
 
 
 # ------------------------------------------------------------------ the study
@@ -176,13 +178,14 @@ def scenario(config: GateSimConfig, greedy: dict[str, Policy], live: str, candid
     """Log `sessions` of the served live policy and run the gate on the candidate."""
     env = make_vec_env(ENV_ID, config.parallel, config.env)
     try:
-        data = collect_sessions(env, served(greedy[live], config.epsilon, seed), sessions, seed)
+        data = collect_sessions(env, served(greedy[live], config.epsilon, seed, 1), sessions,
+                                seed)
     finally:
         env.close()
-    rng_seed = seed + 1
-    verdict = gate(data, target_distribution(served(greedy[live], config.epsilon, rng_seed),
+    # distributions draw nothing: the stream does not matter here
+    verdict = gate(data, target_distribution(served(greedy[live], config.epsilon, seed, 1),
                                              data),
-                   target_distribution(served(greedy[candidate], config.epsilon, rng_seed),
+                   target_distribution(served(greedy[candidate], config.epsilon, seed, 1),
                                        data), config.gate)
     return {"live_policy": live, "candidate_policy": candidate, "seed": seed,
             **verdict.to_dict()}
@@ -201,8 +204,8 @@ def truths(config: GateSimConfig, greedy: dict[str, Policy], seed: int) -> dict[
         for run in range(config.truth_runs):
             env = make_vec_env(ENV_ID, config.parallel, config.env)
             try:
-                summary = evaluate(lambda _, p=policy, r=run: served(p, config.epsilon,
-                                                                       seed + 2 + r),
+                summary = evaluate(lambda _, p=policy, r=run: served(p, config.epsilon, seed,
+                                                                       2 + r),
                                    env, config.sessions, seed)
             finally:
                 env.close()
