@@ -177,7 +177,7 @@ def _add_ope(sub) -> None:
     p.add_argument("--small-sessions", type=int, help="gate: sessions of the too-small log "
                    "(48)")
     p.add_argument("--truth-runs", type=int, help="gate: online runs per policy and seed "
-                   "for the truth (4)")
+                   "for the truth (8)")
     p.add_argument("--decide-by", help="gate: comma-separated estimators that must all clear "
                    "the margin: fqe, pdwis, wdr (fqe)")
     p.add_argument("--train-steps", type=int, help="gate: env steps per learner (60000)")

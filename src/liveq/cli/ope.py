@@ -288,7 +288,12 @@ def _gate(args: argparse.Namespace) -> dict[str, Any]:
     print("\nsession value estimates (return per session) beside the truth, mean over seeds; "
           "one-step DR = estimated reward of the next step")
     print(errors)
-    print("\nranks DQN above myopic on: " + "; ".join(
+    spread = {name: np.mean([t[f"{name}_run_sd"] for t in result["truth"]])
+              for name in ("dqn", "myopic")}
+    print(f"\none window's mean return strays from the truth by (sd over runs): dqn "
+          f"{spread['dqn']:.2f}, myopic {spread['myopic']:.2f}; the truth's own error is "
+          f"that / sqrt({config.truth_runs})")
+    print("ranks DQN above myopic on: " + "; ".join(
         f"{name} {c['dqn_first']}/{c['logs']} logs" for name, c in result["ranking"].items()))
     flat = [{k: v for k, v in r.items() if not isinstance(v, dict)} for r in result["rows"]]
     _write({"source": "gate", "seed": args.seed, "config": to_dict(config), **result}, flat,

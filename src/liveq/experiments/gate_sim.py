@@ -54,7 +54,7 @@ class GateSimConfig:
     """Concurrent viewer slots while logging and measuring the truth."""
     epsilon: float = 0.2
     """Uniform exploration mixed into every served policy (the log's exploration slice)."""
-    truth_runs: int = 4
+    truth_runs: int = 8
     """Online runs per policy and seed, each of `sessions` sessions, for the truth."""
     train_steps: int = 60_000
     """Environment steps of each learner's training."""
@@ -191,7 +191,8 @@ def scenario(config: GateSimConfig, greedy: dict[str, Policy], live: str, candid
             **verdict.to_dict()}
 
 
-def truths(config: GateSimConfig, greedy: dict[str, Policy], seed: int) -> dict[str, float]:
+def truths(config: GateSimConfig, greedy: dict[str, Policy],
+           seed: int) -> dict[str, float]:
     """Each served policy's mean return per session, online, in the window the logs cover.
 
     The world changes over the day (streams start and end), so the truth is measured in
@@ -211,6 +212,8 @@ def truths(config: GateSimConfig, greedy: dict[str, Policy], seed: int) -> dict[
                 env.close()
             returns.append(summary["return"]["mean"])
         out[name] = float(np.mean(returns))
+        # the runs' spread: how far one window's mean strays (and the truth's own error)
+        out[f"{name}_run_sd"] = float(np.std(returns, ddof=1)) if len(returns) > 1 else 0.0
     return out
 
 
