@@ -232,14 +232,15 @@ def run_gate_sim(config: GateSimConfig, seed: int, out: str | Path) -> dict[str,
         rows, truth = [], []
         for i, child in enumerate(children):
             truth.append({"seed": i, **truths(config, greedy, child)})
-            for name, (live, candidate, n) in SCENARIOS(config).items():
+            for name, (live, candidate, n) in scenario_plan(config).items():
                 rows.append({"scenario": name, "seed_index": i,
                              **scenario(config, greedy, live, candidate, n, child)})
     return {"truth": truth, "rows": rows, "summary": summarise(rows, truth),
             "ranking": ranking(rows)}
 
 
-def SCENARIOS(config: GateSimConfig) -> dict[str, tuple[str, str, int]]:  # noqa: N802
+def scenario_plan(config: GateSimConfig) -> dict[str, tuple[str, str, int]]:
+    """Scenario name -> (live policy, candidate, logged sessions)."""
     return {"upgrade": ("myopic", "dqn", config.sessions),
             "reverse": ("dqn", "myopic", config.sessions),
             "small": ("myopic", "dqn", config.small_sessions)}
