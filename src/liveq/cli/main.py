@@ -126,9 +126,10 @@ def _add_eval_offline(sub) -> None:
 
 def _add_ope(sub) -> None:
     p = sub.add_parser("ope", help="off-policy estimates: on the simulator or Open Bandit data")
-    p.add_argument("source", choices=("sim", "obd", "offline-rl"),
+    p.add_argument("source", choices=("sim", "obd", "offline-rl", "gate"),
                    help="sim: simulator logs with known truth; obd: Open Bandit sample; "
-                   "offline-rl: learn from a simulator log, judge off-policy and online")
+                   "offline-rl: learn from a simulator log, judge off-policy and online; "
+                   "gate: the session-level promotion gate against the online truth")
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--json", help="write results as JSON")
     p.add_argument("--csv", help="write results as CSV")
@@ -138,9 +139,9 @@ def _add_ope(sub) -> None:
     p.add_argument("--switch-tau", type=float, default=10.0,
                    help="switch-DR keeps DR's correction where the weight is <= this")
     p.add_argument("--folds", type=int, default=3, help="reward-model cross-fitting folds")
-    p.add_argument("--seeds", type=int, help="sim: independent logs (default 10)")
+    p.add_argument("--seeds", type=int, help="sim, gate: independent logs (default 10, 3)")
     p.add_argument("--sessions", type=int, help="sim, offline-rl: concurrent sessions per log "
-                   "(default 512, 64)")
+                   "(default 512, 64); gate: logged sessions per log (1024)")
     p.add_argument("--steps", type=int, help="sim, offline-rl: steps per log (default 16, 1024)")
     p.add_argument("--behaviour", help="sim, offline-rl: logging policy NAME[:EPSILON] "
                    "(popular:0.3)")
@@ -168,6 +169,21 @@ def _add_ope(sub) -> None:
     p.add_argument("--episodes", type=int, help="offline-rl: sessions per policy online (1024)")
     p.add_argument("--no-online-dqn", action="store_true",
                    help="offline-rl: skip DQN trained online on the same budget")
+    p.add_argument("--out", help="gate: folder caching the trained dqn and myopic runs "
+                   "(liveq-gate)")
+    p.add_argument("--dqn-run", help="gate: a trained dqn run folder to use instead")
+    p.add_argument("--myopic-run", help="gate: a trained myopic run folder to use instead")
+    p.add_argument("--epsilon", type=float, help="gate: exploration of every served "
+                   "policy (0.2)")
+    p.add_argument("--small-sessions", type=int, help="gate: sessions of the too-small log "
+                   "(48)")
+    p.add_argument("--truth-runs", type=int, help="gate: online runs per policy and seed "
+                   "for the truth (8)")
+    p.add_argument("--decide-by", help="gate: comma-separated estimators that must all clear "
+                   "the margin: fqe, pdwis, wdr (fqe)")
+    p.add_argument("--train-steps", type=int, help="gate: env steps per learner (60000)")
+    p.add_argument("--min-sessions", type=int, help="gate: fewest logged sessions (200)")
+    p.add_argument("--margin", type=float, help="gate: gain per session to clear (0)")
 
 
 def _add_serve(sub) -> None:

@@ -5,7 +5,9 @@ interval coverage over seeds against the exact expected reward; `obd` evaluates 
 TS on the Open Bandit random log against the BTS log's own mean click, with obp 0.4.1's
 figures for the same setup beside ours; `offline-rl` trains DQN, BC and a bandit from a
 simulator log alone and reports their online return beside their off-policy estimates
-(`liveq.experiments.offline_rl_sim`).
+(`liveq.experiments.offline_rl_sim`); `gate` proves the promotion gate: verdicts over
+seeds and each session-level estimate beside the online truth
+(`liveq.experiments.gate_sim`).
 """
 
 from __future__ import annotations
@@ -14,9 +16,17 @@ import argparse
 import csv
 from typing import Any
 
+import numpy as np
+
 from liveq.core.config import ConfigError, to_dict
 from liveq.core.errors import UsageError
-from liveq.core.report import check_output_file, format_table, save_json, text_table
+from liveq.core.report import (
+    check_output_dir,
+    check_output_file,
+    format_table,
+    save_json,
+    text_table,
+)
 from liveq.ope.estimators import EstimatorConfig
 from liveq.train.registry import derive_config
 
@@ -24,6 +34,8 @@ SIM_ONLY = ("seeds", "sessions", "steps", "behaviour", "targets")
 OBD_ONLY = ("campaign", "n_sim", "obp_check")
 OFFLINE_RL_ONLY = ("config", "learners", "gradient_steps", "cql_alpha", "soften",
                    "heldout_steps", "episodes", "no_online_dqn")
+GATE_ONLY = ("out", "dqn_run", "myopic_run", "epsilon", "small_sessions", "truth_runs",
+             "train_steps", "min_sessions", "margin", "decide_by")
 
 
 def _estimator_config(args: argparse.Namespace, n_boot: int) -> EstimatorConfig:
@@ -69,7 +81,7 @@ def sim_table(summary: list[dict], per_seed: list[dict]) -> str:
 def _sim(args: argparse.Namespace) -> dict[str, Any]:
     from liveq.experiments.ope_sim import SimOPEConfig, run_sim
 
-    _reject_foreign(args, OBD_ONLY + OFFLINE_RL_ONLY)
+    _reject_foreign(args, OBD_ONLY + OFFLINE_RL_ONLY + GATE_ONLY)
     config = SimOPEConfig(estimators=_estimator_config(args, n_boot=200))
     for name in ("seeds", "sessions", "steps", "behaviour"):
         if getattr(args, name) is not None:
@@ -101,7 +113,7 @@ def obd_table(rows: list[dict]) -> str:
 def _obd(args: argparse.Namespace) -> dict[str, Any]:
     from liveq.experiments.ope_obd import OBDConfig, evaluate, obp_same_inputs, prepare
 
-    _reject_foreign(args, SIM_ONLY + OFFLINE_RL_ONLY)
+    _reject_foreign(args, SIM_ONLY + OFFLINE_RL_ONLY + GATE_ONLY)
     config = OBDConfig(campaign=args.campaign or "all",
                        estimators=_estimator_config(args, n_boot=1000))
     if args.n_sim is not None:
@@ -189,7 +201,7 @@ def _offline_rl_rows(result: dict[str, Any]) -> list[dict]:
 def _offline_rl(args: argparse.Namespace) -> dict[str, Any]:
     from liveq.experiments.offline_rl_sim import run_offline_rl
 
-    _reject_foreign(args, OBD_ONLY + ("seeds",))
+    _reject_foreign(args, OBD_ONLY + GATE_ONLY + ("seeds",))
     config = offline_rl_config(args)
     result = run_offline_rl(config, args.seed)
     log = result["log"]
@@ -213,7 +225,83 @@ def _offline_rl(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-SOURCES = {"sim": _sim, "obd": _obd, "offline-rl": _offline_rl}
+# ------------------------------------------------------------------ gate
+def gate_config(args: argparse.Namespace):
+    """The `GateSimConfig` of these arguments."""
+    from liveq.experiments.gate_sim import GateSimConfig
+
+    config = GateSimConfig()
+    for name in ("seeds", "sessions", "epsilon", "small_sessions", "truth_runs",
+                 "train_steps"):
+        if getattr(args, name) is not None:
+            setattr(config, name, getattr(args, name))
+    config.runs = {name: path for name, path in (("dqn", args.dqn_run),
+                                                 ("myopic", args.myopic_run)) if path}
+    for name in ("min_sessions", "margin"):
+        if getattr(args, name) is not None:
+            setattr(config.gate, name, getattr(args, name))
+    if args.bootstrap is not None:
+        config.gate.n_boot = args.bootstrap
+    if args.decide_by is not None:
+        config.gate.decide_by = _names(args.decide_by)
+    config.validate()
+    return config
+
+
+def gate_tables(result: dict[str, Any]) -> tuple[str, str]:
+    """The verdicts per scenario over seeds; each estimate beside the online truth."""
+    verdicts = []
+    for name in dict.fromkeys(r["scenario"] for r in result["rows"]):
+        rows = [r for r in result["rows"] if r["scenario"] == name]
+        first = rows[0]
+        verdicts.append([name, f"{first['live_policy']} -> {first['candidate_policy']}",
+                         str(first["sessions"]), ", ".join(r["verdict"] for r in rows)])
+    table = text_table(["scenario", "live -> candidate", "sessions", "verdict per seed"],
+                       verdicts)
+    errors = []
+    for s in result["summary"]:
+        rows = [r for r in result["rows"] if r["scenario"] == s["scenario"]]
+        one = np.mean([r["one_step"][s["role"]]["dr"] for r in rows])
+        errors.append([s["scenario"], f"{s['role']} {s['policy']}", s["estimator"],
+                       f"{s['truth']:.2f}", f"{s['estimate']:.2f}", f"{s['bias']:+.2f}",
+                       f"{s['rmse']:.2f}", f"{one:.3f}"])
+    return table, text_table(["log", "policy", "estimator", "truth", "estimate", "bias",
+                              "RMSE", "one-step DR"], errors)
+
+
+def _gate(args: argparse.Namespace) -> dict[str, Any]:
+    from liveq.experiments.gate_sim import run_gate_sim
+
+    _reject_foreign(args, OBD_ONLY + ("steps", "behaviour", "targets", "config", "learners",
+                                      "gradient_steps", "cql_alpha", "soften",
+                                      "heldout_steps", "episodes", "no_online_dqn"))
+    config = gate_config(args)
+    out = args.out or "liveq-gate"
+    check_output_dir(out, "--out")
+    result = run_gate_sim(config, args.seed, out)
+    print(f"liveq ope gate: {config.seeds} seeds; logs of the live policy served with "
+          f"{config.epsilon:g} uniform exploration; truth = online return per session in "
+          f"the logs' window ({config.truth_runs} runs per policy and seed); the gate "
+          f"decides by {', '.join(config.gate.decide_by)}")
+    verdicts, errors = gate_tables(result)
+    print(verdicts)
+    print("\nsession value estimates (return per session) beside the truth, mean over seeds; "
+          "one-step DR = estimated reward of the next step")
+    print(errors)
+    spread = {name: np.mean([t[f"{name}_run_sd"] for t in result["truth"]])
+              for name in ("dqn", "myopic")}
+    print(f"\none window's mean return strays from the truth by (sd over runs): dqn "
+          f"{spread['dqn']:.2f}, myopic {spread['myopic']:.2f}; the truth's own error is "
+          f"that / sqrt({config.truth_runs})")
+    print("ranks DQN above myopic on: " + "; ".join(
+        f"{name} {c['dqn_first']}/{c['logs']} logs" for name, c in result["ranking"].items()))
+    flat = [{k: v for k, v in r.items() if not isinstance(v, dict)} for r in result["rows"]]
+    _write({"source": "gate", "seed": args.seed, "config": to_dict(config), **result}, flat,
+           args)
+    return result
+
+
+SOURCES = {"sim": _sim, "obd": _obd, "offline-rl": _offline_rl, "gate": _gate}
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -225,7 +313,7 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 
 def ope_command(args: argparse.Namespace) -> int:
-    """Run `liveq ope sim`, `liveq ope obd` or `liveq ope offline-rl`; 0 on success."""
+    """Run `liveq ope sim`, `obd`, `offline-rl` or `gate`; 0 on success."""
     check_arguments(args)
     SOURCES[args.source](args)
     return 0
