@@ -1,4 +1,4 @@
-"""The `liveq` command line: train, eval, compare, bench, data, eval-offline, ope, serve.
+"""The `liveq` command line: train, eval, compare, bench, data, ope, serve, learn, models.
 
 Usage errors (bad configs, missing or corrupted checkpoints, invalid arguments) print
 one line `liveq: error: ...` and exit with status 2; no traceback.
@@ -208,13 +208,52 @@ def _add_serve(sub) -> None:
                    help="largest request body accepted")
 
 
+def _add_learn(sub) -> None:
+    p = sub.add_parser("learn", help="train a candidate model from the service's decision log")
+    p.add_argument("--db", required=True, help="the log's database URL (as liveq serve --db)")
+    p.add_argument("--out", required=True, help="run folder to create")
+    p.add_argument("--learner", default="cql", help="an offline learner: dqn, myopic, cql, "
+                   "bandit, bc (default cql)")
+    p.add_argument("--config", help="run config YAML or shipped name (default: the live "
+                   "model's config.yaml)")
+    p.add_argument("--gradient-steps", type=int, default=2000)
+    p.add_argument("--join", help="JoinConfig YAML (attribution window, reward weights, ...)")
+    p.add_argument("--min-decisions", type=int, default=100,
+                   help="refuse a log with fewer usable decisions (100)")
+    p.add_argument("--seed", type=seed, help="override the run config's seed")
+
+
+def _add_models(sub) -> None:
+    p = sub.add_parser("models", help="list, register, promote (behind the gate), roll back")
+    models = p.add_subparsers(dest="models_command", required=True)
+    parsers = {name: models.add_parser(name, help=text) for name, text in (
+        ("list", "versions, status, timestamps and the last gate verdict"),
+        ("register", "register a run folder as a candidate"),
+        ("promote", "promote a run or version when the session-level gate says so"),
+        ("rollback", "make the previously live model live again"))}
+    for q in parsers.values():
+        q.add_argument("--db", required=True, help="the log's database URL")
+    parsers["register"].add_argument("run", help="run folder")
+    g = parsers["promote"]
+    g.add_argument("run", help="run folder or registered version")
+    g.add_argument("--min-sessions", type=int, default=200, help="fewest sessions (200)")
+    g.add_argument("--margin", type=float, default=0.0, help="gain per session to clear (0)")
+    g.add_argument("--decide-by", default="fqe", help="estimators that must all clear the "
+                   "margin: fqe, pdwis, wdr (fqe)")
+    g.add_argument("--bootstrap", type=int, default=100, help="bootstrap replicates (100)")
+    g.add_argument("--target", choices=("served", "greedy"), default="served",
+                   help="judge the policies with the logged exploration (served) or greedy")
+    g.add_argument("--join", help="JoinConfig YAML")
+    g.add_argument("--seed", type=seed, default=0, help="bootstrap seed")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="liveq", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_train, _add_eval, _add_compare, _add_bench, _add_data, _add_eval_offline,
-                _add_ope, _add_serve):
+                _add_ope, _add_serve, _add_learn, _add_models):
         add(sub)
     return parser
 
@@ -231,6 +270,8 @@ _COMMANDS = {
     "eval-offline": "liveq.cli.offline:eval_offline_command",
     "ope": "liveq.cli.ope:ope_command",
     "serve": "liveq.cli.serve:serve_command",
+    "learn": "liveq.cli.learn:learn_command",
+    "models": "liveq.cli.learn:models_command",
 }
 
 

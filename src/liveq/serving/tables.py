@@ -4,7 +4,8 @@ Times are UNIX seconds (float) in every table, so SQLite and PostgreSQL store th
 numbers and the reward join can replay them exactly. JSON columns hold arrays as lists.
 
 * `models`: every registered model: `version`, `run_path`, `status` (live, candidate,
-  retired), `created_at`, `promoted_at`, `retired_at`.
+  retired), `created_at`, `promoted_at`, `retired_at`, `gate` (the promotion gate's last
+  verdict on it, JSON; migration 0002).
 * `splits`: the A/B split history; the newest row holds the split in force (`arms`:
   `[{"name", "model", "share"}]`, empty = all traffic to the live model).
 * `streamers`: the catalogue the platform sent: topic, audience, live state, when the
@@ -41,6 +42,7 @@ models = Table(
     Column("created_at", Float, nullable=False),
     Column("promoted_at", Float),
     Column("retired_at", Float),
+    Column("gate", JSON),
 )
 
 splits = Table(
