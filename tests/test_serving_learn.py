@@ -155,3 +155,27 @@ def test_promote_refused_on_a_small_log_then_full_path(served, capsys):
     assert main(["models", "rollback", "--db", served.db]) == 0
     back = httpx.post(f"{served.url}/v1/recommend", json={"viewer_id": "x"}).json()
     assert back["policy_version"] == old["policy_version"]
+
+
+def test_migration_0002_adds_the_gate_column_to_an_existing_log(tmp_path):
+    from alembic import command
+    from alembic.config import Config
+
+    from liveq.serving.db import MIGRATIONS, make_engine
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.connect() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        conn.exec_driver_sql("INSERT INTO models (version, run_path, status, created_at) "
+                             "VALUES ('v1', '/r', 'live', 1.0)")
+        conn.commit()
+    engine.dispose()
+    engine = open_log(url)
+    with engine.connect() as conn:
+        row = conn.execute(select(models.c.version, models.c.gate)).one()
+    engine.dispose()
+    assert (row.version, row.gate) == ("v1", None)
