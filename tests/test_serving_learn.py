@@ -90,6 +90,10 @@ def test_learn_writes_a_run_that_the_service_loads(served, capsys):
         assert (out / name).is_file(), name
     model = load_model(out)
     assert model.agent_name == "cql"
+    again = served.root / "cql-v2-again"  # the same log, seed and steps: the same weights
+    assert main(["learn", "--db", served.db, "--out", str(again), "--learner", "cql",
+                 "--gradient-steps", "60", "--seed", "3"]) == 0
+    assert load_model(again).version.split("-")[-1] == model.version.split("-")[-1]
     r = httpx.post(f"{served.url}/v1/admin/models", json={"run": str(out)},
                    headers={"X-API-Key": "test-admin-key"}, timeout=30)
     assert r.status_code == 201 and r.json()["version"] == model.version

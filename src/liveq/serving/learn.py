@@ -163,8 +163,7 @@ def _write_run(out: Path, config: RunConfig, learner: Any, join: JoinConfig,
                "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                "learned_from": engine.url.render_as_string(hide_password=True)},
               out / "meta.json")
-    state = {"config": run_config_dict(config), "agent": learner.state_dict(),
-             "learn": summary}
+    state = {"config": run_config_dict(config), "agent": learner.state_dict()}
     save_checkpoint(out / "checkpoints" / "best.pt", {"kind": "best", **state})
     save_checkpoint(out / "checkpoints" / "latest.pt", {"kind": "latest", **state})
     save_join_config(join, out / "join.yaml")
