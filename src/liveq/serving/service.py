@@ -16,6 +16,8 @@ from sqlalchemy import Engine
 
 from liveq.core.errors import LiveqError, RequestError
 from liveq.serving import store
+from liveq.serving.catalogue_cache import CatalogueCache
+from liveq.serving.db import reading
 from liveq.serving.explain import explain
 from liveq.serving.metrics import Metrics
 from liveq.serving.model import ServedModel, load_model, model_version
@@ -32,11 +34,15 @@ from liveq.serving.viewers import (
     start_session_if_due,
 )
 
+FEEDBACK_COLUMNS = ("decision_id", "viewer_id", "arm", "model_version", "slate")
+"""What an event needs of its decision (not the logged features and distributions)."""
+
 
 class Service:
     def __init__(self, engine: Engine, config: ServeConfig, metrics: Metrics):
         self.engine, self.config, self.metrics = engine, config, metrics
         self._models: dict[str, ServedModel] = {}
+        self._catalogue = CatalogueCache()
         self._myopic = load_model(config.myopic) if config.myopic else None
         self._warm()
 
@@ -104,9 +110,9 @@ class Service:
         at = store.now()
         clock = _clock(body, at)
         decision_id = uuid.uuid4().hex
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             model, arm = self._choose_model(conn, body.viewer_id)
-            catalogue = store.live_catalogue(conn, at)
+            catalogue = self._catalogue.live(conn, at)
             stored = store.viewer_state(conn, body.viewer_id)
             conn.rollback()
         if body.candidates is not None:
@@ -178,19 +184,19 @@ class Service:
             done = store.event_by_key(conn, body.idempotency_key)
             if done is not None:
                 return self._repeat(done, body)
-            decision = store.get_decision(conn, body.decision_id)
+            decision = store.get_decision(conn, body.decision_id, FEEDBACK_COLUMNS)
             streamer = self._event_streamer(body, decision)
             response = {"decision_id": body.decision_id, "type": body.type, "accepted": True}
             row = {"idempotency_key": body.idempotency_key, "decision_id": body.decision_id,
                    "viewer_id": decision["viewer_id"], "streamer_id": streamer,
                    "type": body.type, "value": self._value(body), "created_at": at,
                    "response": response}
-            if not store.insert_event(conn, row):  # a concurrent request took the key
+            event_id = store.insert_event(conn, row)
+            if event_id is None:  # a concurrent request took the key
                 return self._repeat(store.event_by_key(conn, body.idempotency_key), body)
-            event = store.event_by_key(conn, body.idempotency_key)
             self._apply(conn, decision, body, streamer, at)
         self.metrics.event(decision["arm"], body.type, row["value"])
-        return {**response, "event_id": event["event_id"]}
+        return {**response, "event_id": event_id}
 
     @staticmethod
     def _repeat(done: dict[str, Any], body: Feedback) -> dict[str, Any]:
