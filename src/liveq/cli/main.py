@@ -70,6 +70,8 @@ def _add_bench(sub) -> None:
     p.add_argument("--json", help="write figures as JSON")
     p.add_argument("--model", help="bench serve: run folder to serve (default: train a small "
                    "demo run first)")
+    p.add_argument("--workers", type=int, default=1, help="bench serve: server worker "
+                   "processes")
 
 
 def _add_traffic(sub) -> None:

@@ -29,7 +29,8 @@ def bench_serve_command(args: argparse.Namespace) -> int:
     from liveq.experiments.bench_serve import run_bench_serve
 
     check_output_file(args.json, "--json", force=True, make_parents=True)
-    figures = run_bench_serve(quick=args.quick, model=args.model)
+    figures = run_bench_serve(quick=args.quick, model=args.model,
+                              workers=args.workers)
     if args.json:
         save_json(figures, args.json)
     return 0
