@@ -139,7 +139,7 @@ class TrafficDriver:
         with ThreadPoolExecutor(self.cfg.concurrency) as pool:
             for tick in range(self.ticks):
                 self.mirror(tick, pool)
-                self.step(tick, pool)
+                self.step(pool)
         self.core.close()
         return self.summary()
 
@@ -167,9 +167,10 @@ class TrafficDriver:
         self.live, self.names = now, {slot: name for name, slot in now.items()}
 
     # ---------------------------------------------------------------- one step
-    def step(self, tick: int, pool: ThreadPoolExecutor) -> None:
+    def step(self, pool: ThreadPoolExecutor) -> None:
+        """One step: every session in progress asks, the world responds, events go out."""
         rows = np.flatnonzero(~self.core.needs_reset)
-        answers = list(pool.map(lambda r: self.recommend(int(r), tick), rows))
+        answers = list(pool.map(lambda r: self.recommend(int(r)), rows))
         ids = np.full((self.n, self.world.slate_size), -1, dtype=np.int64)
         for row, answer in zip(rows, answers, strict=True):
             slots = [self.live.get(item["streamer_id"], -1) for item in answer["items"]]
@@ -182,7 +183,7 @@ class TrafficDriver:
         self.tally.decisions += len(rows)
         self.account(rows, reward, ended, info)
 
-    def recommend(self, row: int, tick: int) -> dict[str, Any]:
+    def recommend(self, row: int) -> dict[str, Any]:
         when = EPOCH + timedelta(minutes=self.core.clock)
         body: dict[str, Any] = {"viewer_id": self.sessions[row].viewer_id,
                                 "context": {"time": when.isoformat(), "device": "sim"},
