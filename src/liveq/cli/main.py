@@ -1,4 +1,5 @@
-"""The `liveq` command line: train, eval, compare, bench, data, ope, serve, learn, models.
+"""The `liveq` command line: train, eval, compare, bench, data, eval-offline, ope, serve,
+traffic, learn, models.
 
 Usage errors (bad configs, missing or corrupted checkpoints, invalid arguments) print
 one line `liveq: error: ...` and exit with status 2; no traceback.
@@ -61,9 +62,39 @@ def _add_compare(sub) -> None:
 
 
 def _add_bench(sub) -> None:
-    p = sub.add_parser("bench", help="simulator and training throughput, with SB3 beside it")
+    p = sub.add_parser("bench", help="simulator and training throughput, with SB3 beside it; "
+                       "`bench serve`: the recommendation service's latency and rates")
+    p.add_argument("mode", nargs="?", choices=["serve"],
+                   help="serve: start the service and load it (default: the simulator and "
+                   "training benchmark)")
     p.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     p.add_argument("--json", help="write figures as JSON")
+    p.add_argument("--model", help="bench serve: run folder to serve (default: train a small "
+                   "demo run first)")
+    p.add_argument("--workers", type=int, default=1, help="bench serve: server worker "
+                   "processes")
+
+
+def _add_traffic(sub) -> None:
+    p = sub.add_parser("traffic", help="drive a running service with the simulator's viewers")
+    p.add_argument("--url", default="http://127.0.0.1:8000", help="the service's base URL")
+    p.add_argument("--config", default="livestream_small",
+                   help="run config (shipped name or YAML path) whose env builds the world")
+    p.add_argument("--days", type=float, default=1.0, help="simulated days")
+    p.add_argument("--sessions", type=int, help="concurrent viewer sessions (default: the "
+                   "config's env.n_envs)")
+    p.add_argument("--seed", type=seed, default=0, help="world seed")
+    p.add_argument("--api-key", help="sent as X-API-Key")
+    p.add_argument("--concurrency", type=int, default=8, help="requests in flight at once")
+    p.add_argument("--retrieval", choices=["sim", "service"], default="sim",
+                   help="sim: send the simulator's candidate table; service: let the service "
+                   "retrieve from the whole live catalogue")
+    p.add_argument("--refresh-every", type=int, default=1,
+                   help="steps between whole-catalogue refreshes (go-live/offline events "
+                   "in between)")
+    p.add_argument("--retry-for", type=float, default=120.0,
+                   help="seconds a request is retried while the service is unreachable")
+    p.add_argument("--truth", help="write the summary and the true per-session returns as JSON")
 
 
 def _add_log_arguments(p) -> None:
@@ -253,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show the full traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_train, _add_eval, _add_compare, _add_bench, _add_data, _add_eval_offline,
-                _add_ope, _add_serve, _add_learn, _add_models):
+                _add_ope, _add_serve, _add_traffic, _add_learn, _add_models):
         add(sub)
     return parser
 
@@ -272,6 +303,8 @@ _COMMANDS = {
     "serve": "liveq.cli.serve:serve_command",
     "learn": "liveq.cli.learn:learn_command",
     "models": "liveq.cli.learn:models_command",
+    "traffic": "liveq.cli.traffic:traffic_command",
+    "bench serve": "liveq.cli.traffic:bench_serve_command",
 }
 
 
@@ -279,6 +312,8 @@ def _command(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
     name = args.command
     if name == "data":
         name = f"data {args.data_command}"
+    if name == "bench" and args.mode:
+        name = f"bench {args.mode}"
     module, function = _COMMANDS[name].split(":")
     return getattr(importlib.import_module(module), function)
 

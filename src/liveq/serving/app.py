@@ -13,6 +13,7 @@ import os
 import time
 from typing import Annotated, Any
 
+import torch
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -41,6 +42,9 @@ def _problem(loc: tuple, msg: str) -> str:
 
 def create_app(config: ServeConfig) -> FastAPI:
     """The service app on `config`'s database (migrated at startup)."""
+    # Small networks scored one request per thread: torch's intra-op threads only
+    # oversubscribe the cores the request threads already use.
+    torch.set_num_threads(1)
     metrics = Metrics()
     service = Service(open_log(config.database_url()), config, metrics)
     app = FastAPI(title="liveq recommendation service", version="1",

@@ -2,7 +2,8 @@
 
 SQLite runs in WAL mode with `synchronous=FULL` (a commit is on disk before it returns)
 and every transaction starts with `BEGIN IMMEDIATE`, so writers from several worker
-processes queue on the database lock instead of failing on a lock upgrade. PostgreSQL is
+processes queue on the database lock instead of failing on a lock upgrade; connections
+opened with `reading` begin DEFERRED instead and never take the lock. PostgreSQL is
 reached through psycopg 3 (`postgresql://` URLs are read as `postgresql+psycopg://`).
 `migrate` applies the Alembic migrations under a lock (a file lock beside a SQLite file,
 an advisory lock on PostgreSQL), so workers starting at once migrate exactly once.
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
@@ -26,6 +27,7 @@ from liveq.core.errors import ConfigError
 MIGRATIONS = Path(__file__).parent / "migrations"
 ADVISORY_LOCK_ID = 7_311_402_014  # any constant shared by every liveq service
 BUSY_TIMEOUT_MS = 30_000
+READ_ONLY = "liveq_read_only"  # execution option of `reading` connections
 
 
 def normalise_url(url: str) -> str:
@@ -55,9 +57,20 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000},
                                pool_size=8, max_overflow=16)
         event.listen(engine, "connect", _sqlite_connect)
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=16)
+
+
+def reading(engine: Engine) -> Connection:
+    """A connection for reads only: on SQLite its transactions begin DEFERRED, so they
+    read a WAL snapshot without taking the write lock (writers do not wait for them)."""
+    return engine.connect().execution_options(**{READ_ONLY: True})
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    mode = "DEFERRED" if conn.get_execution_options().get(READ_ONLY) else "IMMEDIATE"
+    conn.exec_driver_sql(f"BEGIN {mode}")
 
 
 def _sqlite_connect(dbapi_connection, _record) -> None:

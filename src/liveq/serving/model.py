@@ -119,16 +119,24 @@ def load_model(run: str | Path) -> ServedModel:
 
 
 class RankedGreedy(GreedyPolicy):
-    """`base`'s scores ranked into the top `slate_size` (the k items a request asks for)."""
+    """`base`'s scores ranked into the top `slate_size` (the k items a request asks for).
+
+    One is built per decision, which asks for the scores of one observation three times
+    (to act, for the probabilities, for the log): the network runs once, and a mask only
+    sets the entries it forbids to -inf, as the policy contract's `scores` does.
+    """
 
     def __init__(self, base: Any, slate_size: int):
         self.base, self.slate_size = base, slate_size
+        self._memo: tuple[Obs, np.ndarray] | None = None
 
     def allowed(self, obs: Obs, mask: np.ndarray | None = None) -> np.ndarray:
         return self.base.allowed(obs, mask)
 
     def scores(self, obs: Obs, mask: np.ndarray | None = None) -> np.ndarray:
-        return self.base.scores(obs, mask)
+        if self._memo is None or self._memo[0] is not obs:
+            self._memo = (obs, self.base.scores(obs))
+        return np.where(self.allowed(obs, mask), self._memo[1], -np.inf)
 
 
 def serving_policy(model: ServedModel, k: int, exploration: dict[str, Any],

@@ -16,7 +16,10 @@ from sqlalchemy import Engine
 
 from liveq.core.errors import LiveqError, RequestError
 from liveq.serving import store
+from liveq.serving.catalogue_cache import CatalogueCache
+from liveq.serving.db import reading
 from liveq.serving.explain import explain
+from liveq.serving.group_commit import GroupCommit
 from liveq.serving.metrics import Metrics
 from liveq.serving.model import ServedModel, load_model, model_version
 from liveq.serving.policy_log import arm_of, decide, log_draw
@@ -32,11 +35,16 @@ from liveq.serving.viewers import (
     start_session_if_due,
 )
 
+FEEDBACK_COLUMNS = ("decision_id", "viewer_id", "arm", "model_version", "slate")
+"""What an event needs of its decision (not the logged features and distributions)."""
+
 
 class Service:
     def __init__(self, engine: Engine, config: ServeConfig, metrics: Metrics):
         self.engine, self.config, self.metrics = engine, config, metrics
         self._models: dict[str, ServedModel] = {}
+        self._catalogue = CatalogueCache()
+        self._writes = GroupCommit(engine)
         self._myopic = load_model(config.myopic) if config.myopic else None
         self._warm()
 
@@ -104,9 +112,9 @@ class Service:
         at = store.now()
         clock = _clock(body, at)
         decision_id = uuid.uuid4().hex
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             model, arm = self._choose_model(conn, body.viewer_id)
-            catalogue = store.live_catalogue(conn, at)
+            catalogue = self._catalogue.live(conn, at)
             stored = store.viewer_state(conn, body.viewer_id)
             conn.rollback()
         if body.candidates is not None:
@@ -158,10 +166,12 @@ class Service:
                 "item_probabilities": fields["item_probabilities"]}
 
     def _commit_decision(self, viewer_id: str, row: dict[str, Any], at: float) -> None:
-        """Log the decision and advance the viewer's step in one transaction; the state is
-        re-read under the lock so concurrent feedback is not overwritten."""
+        """Log the decision and advance the viewer's step in one transaction (grouped with
+        others'); the state is re-read under the lock so concurrent feedback is not
+        overwritten."""
         model_settings = self._models[row["model_version"]].settings
-        with self.engine.begin() as conn:
+
+        def write(conn) -> None:
             fresh = ViewerState.new(model_settings).to_json()
             state = ViewerState.from_json(store.lock_viewer(conn, viewer_id, at, fresh),
                                           model_settings)
@@ -171,26 +181,34 @@ class Service:
             store.insert_decision(conn, row)
             store.save_viewer(conn, viewer_id, state.to_json(), at)
 
+        self._writes.run(write)
+
     # --- feedback ----------------------------------------------------------------------
     def feedback(self, body: Feedback) -> dict[str, Any]:
         at = store.now()
-        with self.engine.begin() as conn:
-            done = store.event_by_key(conn, body.idempotency_key)
-            if done is not None:
-                return self._repeat(done, body)
-            decision = store.get_decision(conn, body.decision_id)
-            streamer = self._event_streamer(body, decision)
-            response = {"decision_id": body.decision_id, "type": body.type, "accepted": True}
-            row = {"idempotency_key": body.idempotency_key, "decision_id": body.decision_id,
-                   "viewer_id": decision["viewer_id"], "streamer_id": streamer,
-                   "type": body.type, "value": self._value(body), "created_at": at,
-                   "response": response}
-            if not store.insert_event(conn, row):  # a concurrent request took the key
-                return self._repeat(store.event_by_key(conn, body.idempotency_key), body)
-            event = store.event_by_key(conn, body.idempotency_key)
-            self._apply(conn, decision, body, streamer, at)
-        self.metrics.event(decision["arm"], body.type, row["value"])
-        return {**response, "event_id": event["event_id"]}
+        answer, counted = self._writes.run(lambda conn: self._log_event(conn, body, at))
+        if counted is not None:
+            self.metrics.event(counted, body.type, answer.get("value"))
+        return {k: v for k, v in answer.items() if k != "value"}
+
+    def _log_event(self, conn, body: Feedback, at: float) -> tuple[dict[str, Any], str | None]:
+        """The event's answer (with its value) and the decision's arm; no arm when the
+        key was seen before (the first answer again)."""
+        done = store.event_by_key(conn, body.idempotency_key)
+        if done is not None:
+            return self._repeat(done, body), None
+        decision = store.get_decision(conn, body.decision_id, FEEDBACK_COLUMNS)
+        streamer = self._event_streamer(body, decision)
+        response = {"decision_id": body.decision_id, "type": body.type, "accepted": True}
+        row = {"idempotency_key": body.idempotency_key, "decision_id": body.decision_id,
+               "viewer_id": decision["viewer_id"], "streamer_id": streamer,
+               "type": body.type, "value": self._value(body), "created_at": at,
+               "response": response}
+        event_id = store.insert_event(conn, row)
+        if event_id is None:  # a concurrent request took the key
+            return self._repeat(store.event_by_key(conn, body.idempotency_key), body), None
+        self._apply(conn, decision, body, streamer, at)
+        return {**response, "event_id": event_id, "value": row["value"]}, decision["arm"]
 
     @staticmethod
     def _repeat(done: dict[str, Any], body: Feedback) -> dict[str, Any]:

@@ -122,12 +122,16 @@ def lock_viewer(conn: Connection, viewer_id: str, at: float, fresh: dict) -> dic
 
 
 def insert_decision(conn: Connection, row: dict[str, Any]) -> None:
-    conn.execute(decisions.insert().values(**row))
+    # parameters apart from the statement: SQLAlchemy compiles the INSERT once
+    conn.execute(decisions.insert(), row)
 
 
-def get_decision(conn: Connection, decision_id: str) -> dict[str, Any]:
-    """A decision's row, or a 404 `RequestError` naming the id."""
-    row = conn.execute(select(decisions).where(decisions.c.decision_id == decision_id)
+def get_decision(conn: Connection, decision_id: str,
+                 columns: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """A decision's row (only `columns` when given: the feedback path skips decoding the
+    logged features), or a 404 `RequestError` naming the id."""
+    chosen = [decisions.c[name] for name in columns] if columns else [decisions]
+    row = conn.execute(select(*chosen).where(decisions.c.decision_id == decision_id)
                        ).mappings().first()
     if row is None:
         raise RequestError(404, f"unknown decision_id '{decision_id}'")
@@ -139,14 +143,15 @@ def event_by_key(conn: Connection, key: str) -> dict[str, Any] | None:
     return None if row is None else dict(row)
 
 
-def insert_event(conn: Connection, row: dict[str, Any]) -> bool:
-    """Insert an event; False (and nothing written) when its idempotency key exists."""
+def insert_event(conn: Connection, row: dict[str, Any]) -> int | None:
+    """Insert an event and return its `event_id`; None (and nothing written) when its
+    idempotency key exists."""
     try:
         with conn.begin_nested():
-            conn.execute(events.insert().values(**row))
-        return True
+            done = conn.execute(events.insert(), row)
+        return int(done.inserted_primary_key[0])
     except IntegrityError:
-        return False
+        return None
 
 
 def iter_decisions(conn: Connection, since: float | None = None,

@@ -81,10 +81,47 @@ class LiveStreamCore:
         if self.rng is None:
             raise InvalidActionError("call reset() before step(): the world is built there")
         restarting = self.needs_reset.copy()
-        active = ~restarting
         positions = self.check_actions(actions)
         positions[restarting] = -1
-        slate = self.slate_facts(positions)
+        return self._play(self.slate_facts(positions), restarting)
+
+    def step_ids(self, ids: Any) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, dict]:
+        """`step` with slates of streamer ids chosen outside the simulator (a service).
+
+        `ids` is `(n, slate_size)` integers, -1 for an empty rank; every other id must be a
+        live streamer, at most once per row. Rows of sessions that restart here are ignored,
+        as `step` ignores their actions. The world moves on exactly as in `step`.
+        """
+        if self.rng is None:
+            raise InvalidActionError("call reset() before step_ids(): the world is built there")
+        restarting = self.needs_reset.copy()
+        slate_ids = self.check_ids(ids)
+        slate_ids[restarting] = -1
+        return self._play(self.slate_of(slate_ids), restarting)
+
+    def check_ids(self, ids: Any) -> np.ndarray:
+        """`(n, L)` int64 streamer ids, checked: live, distinct per row, -1 for empty."""
+        arr = np.asarray(ids)
+        expected = (self.n, self.cfg.slate_size)
+        if arr.shape != expected or not np.issubdtype(arr.dtype, np.integer):
+            raise InvalidActionError(
+                f"ids must be integers of shape {expected}, got {arr.dtype} {arr.shape}")
+        out = arr.astype(np.int64)
+        shown = out >= 0
+        slots = np.clip(out, 0, self.cfg.n_streamers - 1)
+        bad = shown & ((out >= self.cfg.n_streamers) | ~self.streamers.live[slots])
+        if bad.any():
+            row, rank = (int(i) for i in np.argwhere(bad)[0])
+            raise InvalidActionError(f"session {row}, rank {rank}: streamer "
+                                     f"{int(out[row, rank])} is not a live streamer")
+        if (self._is_repeat(out) & shown).any():
+            raise InvalidActionError("a slate shows each streamer once: an id is repeated")
+        return out
+
+    def _play(self, slate: Slate, restarting: np.ndarray
+              ) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, dict]:
+        """The rest of a step once the slates are known: respond, log, end, move on."""
+        active = ~restarting
         outcome = response.respond(slate, active, self.viewers.gift_propensity, self.cfg,
                                    self.rng)
         self.viewers.update(outcome, active, self.streamers.topic)
@@ -141,9 +178,13 @@ class LiveStreamCore:
     # ---------------------------------------------------------------- viewer response
     def slate_facts(self, positions: np.ndarray) -> Slate:
         """Hidden and visible facts of the candidates at `positions (n, L)`."""
-        s, v = self.streamers, self.viewers
         rows = np.arange(self.n)[:, None]
-        ids = np.where(positions >= 0, self.cand_ids[rows, np.maximum(positions, 0)], -1)
+        return self.slate_of(np.where(positions >= 0,
+                                      self.cand_ids[rows, np.maximum(positions, 0)], -1))
+
+    def slate_of(self, ids: np.ndarray) -> Slate:
+        """Hidden and visible facts of the streamers `ids (n, L)`, -1 for empty ranks."""
+        s, v = self.streamers, self.viewers
         safe = np.maximum(ids, 0)
         topic = s.topic[safe]
         return Slate(
@@ -235,6 +276,20 @@ class LiveStreamCore:
 
         self.pool.run(fill, self.n)
         return {"viewer": viewer, "candidates": cands, "mask": self.mask.astype(np.int8)}
+
+    def live_streamers(self) -> dict[str, np.ndarray]:
+        """What the platform observes of the streamers live now (copies): slot `id`,
+        `born_tick` (a slot's newcomer is a new streamer), `topic`, `viewers`,
+        `minutes_live`, logged `impressions`, `clicks`, `watch_sum` and `age_minutes`."""
+        s = self.streamers
+        live = np.flatnonzero(s.live)
+        record = s.record(self.tick)
+        return {"id": live, "born_tick": s.born_tick[live].copy(),
+                "topic": record.topic[live].copy(), "viewers": record.viewers[live].copy(),
+                "minutes_live": np.asarray(record.minutes_live)[live].copy(),
+                "impressions": record.impressions[live].copy(),
+                "clicks": record.clicks[live].copy(), "watch_sum": record.watch_sum[live].copy(),
+                "age_minutes": np.asarray(record.age_minutes)[live].astype(np.float64)}
 
     # ---------------------------------------------------------------- exact resume
     def get_state(self) -> dict[str, Any]:

@@ -1,0 +1,80 @@
+"""Group commit: one writer thread per process commits the decisions and feedback events
+of many concurrent requests in one transaction, each request still answered only after
+the commit that holds its write.
+
+Without it every request thread opened its own write transaction: on SQLite they queued
+on the database lock through SQLite's busy handler, which sleeps in steps of milliseconds
+while it waits, and every commit paid its own fsync (`synchronous=FULL`). Here a request
+hands its write (a function of a `Connection`) to the writer and waits; the writer takes
+whatever has queued up (up to `max_batch`), runs each write in its own savepoint (a write
+that raises, such as an unknown decision id, is rolled back alone and its exception goes
+to its request), commits once, then answers them all. If the batch's commit itself fails
+(a PostgreSQL deadlock between two workers' batches, say), nothing of it was committed,
+and each write is run again in a transaction of its own, so one bad write cannot fail
+its neighbours.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine
+
+T = TypeVar("T")
+MAX_BATCH = 64
+
+
+class GroupCommit:
+    """`run(work)`: `work(conn)` committed, with others, before its result is returned."""
+
+    def __init__(self, engine: Engine, max_batch: int = MAX_BATCH):
+        self.engine, self.max_batch = engine, max_batch
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.batches = self.writes = 0
+        threading.Thread(target=self._loop, name="liveq-group-commit", daemon=True).start()
+
+    def run(self, work: Callable[[Connection], T]) -> T:
+        done: Future = Future()
+        self._queue.put((work, done))
+        return done.result()
+
+    def _loop(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._commit(batch)
+
+    def _commit(self, batch: list[tuple[Callable, Future]]) -> None:
+        try:
+            with self.engine.begin() as conn:
+                outcomes = [_attempt(conn, work) for work, _ in batch]
+        except Exception as exc:  # noqa: BLE001  (the commit failed: nothing is durable)
+            if len(batch) == 1:
+                batch[0][1].set_exception(exc)
+            else:
+                for item in batch:
+                    self._commit([item])
+            return
+        self.batches, self.writes = self.batches + 1, self.writes + len(batch)
+        for (_, done), (ok, value) in zip(batch, outcomes, strict=True):
+            if ok:
+                done.set_result(value)
+            else:
+                done.set_exception(value)
+
+
+def _attempt(conn: Connection, work: Callable[[Connection], Any]) -> tuple[bool, Any]:
+    """`(True, result)`, or `(False, exception)` with the write's savepoint rolled back."""
+    try:
+        with conn.begin_nested():
+            return True, work(conn)
+    except Exception as exc:  # noqa: BLE001  (handed to the request's thread)
+        return False, exc

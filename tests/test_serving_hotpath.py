@@ -1,0 +1,93 @@
+"""The serving hot path's caches and batching give what the plain reads and writes give:
+the catalogue cache against `store.live_catalogue`, group commit against one transaction
+per write."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from liveq.core.errors import RequestError
+from liveq.serving import store
+from liveq.serving.catalogue_cache import CatalogueCache
+from liveq.serving.db import open_log, reading
+from liveq.serving.group_commit import GroupCommit
+from liveq.serving.tables import streamers
+
+
+@pytest.fixture
+def engine(tmp_path):
+    engine = open_log(f"sqlite:///{tmp_path / 'log.db'}")
+    yield engine
+    engine.dispose()
+
+
+def _streamer(i: int, at: float) -> dict:
+    return {"streamer_id": f"s{i}", "topic": [0.1 * i, 0.2, -0.3], "viewers": float(i),
+            "live": True, "live_since": at - 600 * i, "first_seen": at - 6000 * i,
+            "impressions": 10.0 * i, "clicks": float(i), "watch_sum": 0.5 * i,
+            "updated_at": at}
+
+
+def _same(a, b) -> None:
+    assert a.ids == b.ids
+    for name in ("topic", "viewers", "minutes_live", "impressions", "clicks", "watch_sum",
+                 "age_minutes"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+
+
+def test_catalogue_cache_follows_every_kind_of_change(engine):
+    cache, at = CatalogueCache(), 1_000_000.0
+    with engine.begin() as conn:
+        for i in range(1, 6):
+            store.upsert_streamer(conn, _streamer(i, at))
+
+    def check(when: float) -> None:
+        with reading(engine) as conn:
+            _same(cache.live(conn, when), store.live_catalogue(conn, when))
+
+    check(at)
+    check(at + 125.0)  # time alone moves minutes live and age
+    with engine.begin() as conn:  # feedback moves the counters only
+        store.add_engagement(conn, "s2", impressions=1.0, clicks=1.0, watch=0.25)
+    check(at + 130.0)
+    with engine.begin() as conn:  # a streamer goes offline, another comes back changed
+        store.set_live(conn, "s3", False, at + 140.0)
+        store.upsert_streamer(conn, {**_streamer(4, at + 150.0), "topic": [1.0, 0.0, 0.0]})
+    check(at + 160.0)
+    with reading(engine) as conn:
+        assert "s3" not in cache.live(conn, at + 160.0).ids
+        assert cache.live(conn, at).topic[cache.live(conn, at).index["s4"]].tolist() == [
+            1.0, 0.0, 0.0]
+
+
+def test_group_commit_answers_each_write_and_isolates_failures(engine):
+    writes = GroupCommit(engine)
+    at = 2_000_000.0
+
+    def add(i: int):
+        def work(conn):
+            if i % 7 == 0:
+                store.upsert_streamer(conn, _streamer(1000 + i, at))  # rolled back below
+                raise RequestError(404, f"write {i} refused")
+            store.upsert_streamer(conn, _streamer(i, at))
+            return i
+        return work
+
+    def attempt(i: int):
+        try:
+            return writes.run(add(i))
+        except RequestError as exc:
+            return str(exc)
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(attempt, range(1, 101)))
+    assert answers == [f"write {i} refused" if i % 7 == 0 else i for i in range(1, 101)]
+    with engine.connect() as conn:
+        ids = set(conn.execute(select(streamers.c.streamer_id)).scalars())
+        assert conn.execute(select(func.count()).select_from(streamers)).scalar() == 86
+    assert ids == {f"s{i}" for i in range(1, 101) if i % 7}
+    assert writes.writes == 100 and 1 <= writes.batches <= 100
