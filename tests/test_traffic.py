@@ -140,3 +140,14 @@ def test_traffic_logs_its_decisions_and_events_and_replays(tiny_run, tmp_path):
     assert again["retries"] > 0
     assert _log(tmp_path / "b") == (slates, events)
     assert again["session_returns"] == truth["session_returns"]
+
+
+def test_true_returns_are_summarised_per_ab_arm_by_hand():
+    from liveq.experiments.traffic import by_arm
+
+    finished = [{"arm": "a", "return": 1.0}, {"arm": "b", "return": 4.0},
+                {"arm": "a", "return": 3.0}]
+    arms = by_arm(finished)
+    assert list(arms) == ["a", "b"]
+    assert arms["a"]["sessions"] == 2 and arms["a"]["return_mean"] == 2.0
+    assert arms["b"]["sessions"] == 1 and arms["b"]["return_mean"] == 4.0

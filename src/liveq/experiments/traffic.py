@@ -92,9 +92,10 @@ class Session:
     watch_minutes: float = 0.0
     gifts: float = 0.0
     comments: float = 0.0
+    arm: str = ""  # the A/B arm that served the session's first decision
 
     def row(self, returned: bool) -> dict[str, Any]:
-        return {"viewer_id": self.viewer_id, "start_tick": self.start_tick,
+        return {"viewer_id": self.viewer_id, "arm": self.arm, "start_tick": self.start_tick,
                 "steps": self.steps, "return": self.reward, "clicks": self.clicks,
                 "watch_minutes": self.watch_minutes, "gifts": self.gifts,
                 "comments": self.comments, "returned": returned}
@@ -173,6 +174,7 @@ class TrafficDriver:
         answers = list(pool.map(lambda r: self.recommend(int(r)), rows))
         ids = np.full((self.n, self.world.slate_size), -1, dtype=np.int64)
         for row, answer in zip(rows, answers, strict=True):
+            self.sessions[row].arm = self.sessions[row].arm or str(answer.get("arm", ""))
             slots = [self.live.get(item["streamer_id"], -1) for item in answer["items"]]
             ids[row, :len(slots)] = slots[:self.world.slate_size]
         _, reward, terminated, truncated, info = self.core.step_ids(ids)
@@ -266,7 +268,18 @@ class TrafficDriver:
                 "events_by_type": dict(sorted(self.tally.events.items())),
                 "return_mean": mean, "return_ci95": [low, high],
                 "clicks": self.tally.clicks, "watch_minutes": self.tally.watch_minutes,
-                "retries": self.client.retries, "session_returns": self.tally.finished}
+                "retries": self.client.retries, "by_arm": by_arm(self.tally.finished),
+                "session_returns": self.tally.finished}
+
+
+def by_arm(finished: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per A/B arm: sessions and the true return per session with its 95% interval."""
+    out = {}
+    for arm in sorted({s["arm"] for s in finished}):
+        returns = [s["return"] for s in finished if s["arm"] == arm]
+        mean, low, high = mean_ci(returns)
+        out[arm] = {"sessions": len(returns), "return_mean": mean, "return_ci95": [low, high]}
+    return out
 
 
 def _catalogue(names: list[str], state: dict[str, np.ndarray]) -> list[dict[str, Any]]:
@@ -296,6 +309,9 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         f"  clicks             {summary['clicks']}",
         f"  watch minutes      {summary['watch_minutes']:.1f}",
         f"  retried requests   {summary['retries']}",
+        *(f"  arm {arm:<15} {a['sessions']} sessions, return / session {a['return_mean']:.4f} "
+          f"(95% CI {a['return_ci95'][0]:.4f} .. {a['return_ci95'][1]:.4f})"
+          for arm, a in summary["by_arm"].items() if len(summary["by_arm"]) > 1),
     ]
 
 
