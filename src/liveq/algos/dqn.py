@@ -41,7 +41,7 @@ from liveq.buffers.replay import Priorities, ReplayBatch, ReplaySchedule
 from liveq.core.config import ConfigError, require
 from liveq.nets.q_networks import load_weights, make_q_network, masked_q, obs_to_tensor
 from liveq.policies.base import Action, GreedyPolicy, Obs, action_mask
-from liveq.policies.explore import EpsilonGreedy, linear_schedule
+from liveq.policies.explore import EpsilonGreedy, behaviour_epsilon, linear_schedule
 
 
 @dataclass(kw_only=True)
@@ -270,14 +270,7 @@ class DQNAgent:
         self.updates = 0  # gradient steps taken
         self.td_errors = np.zeros(0, np.float32)  # (batch,) |TD error| of the last update
 
-    @property
-    def epsilon(self) -> float:
-        """The behaviour policy's current exploration rate."""
-        return self.behaviour.epsilon
-
-    @epsilon.setter
-    def epsilon(self, value: float) -> None:
-        self.behaviour.epsilon = value
+    epsilon = behaviour_epsilon
 
     def set_progress(self, env_steps: int, total_env_steps: int) -> float:
         """Move epsilon along its schedule; returns the new epsilon."""

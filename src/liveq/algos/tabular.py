@@ -27,7 +27,7 @@ from liveq.buffers.replay import ReplayBatch
 from liveq.core.config import ConfigError, require
 from liveq.core.errors import CheckpointError
 from liveq.policies.base import Action, GreedyPolicy
-from liveq.policies.explore import EpsilonGreedy, linear_schedule
+from liveq.policies.explore import EpsilonGreedy, behaviour_epsilon, linear_schedule
 
 
 @dataclass(kw_only=True)
@@ -120,14 +120,7 @@ class TabularQAgent:
         self.behaviour = EpsilonGreedy(self.greedy, config.epsilon_start, self.rng)
         self.updates = 0  # update() calls
 
-    @property
-    def epsilon(self) -> float:
-        """The behaviour policy's current exploration rate."""
-        return self.behaviour.epsilon
-
-    @epsilon.setter
-    def epsilon(self, value: float) -> None:
-        self.behaviour.epsilon = value
+    epsilon = behaviour_epsilon
 
     def set_progress(self, env_steps: int, total_env_steps: int) -> float:
         """Move epsilon along its schedule (`epsilon_decay_steps` env steps); returns it."""

@@ -55,6 +55,13 @@ def linear_schedule(step: float, start: float, end: float, duration_steps: float
     return start + (end - start) * (step / duration_steps)
 
 
+behaviour_epsilon = property(
+    lambda self: self.behaviour.epsilon,
+    lambda self, value: setattr(self.behaviour, "epsilon", value),
+    doc="An exploring learner's epsilon: that of its `behaviour` (an `EpsilonGreedy`).")
+"""Class attribute for learners that act through `self.behaviour`: `epsilon = behaviour_epsilon`."""
+
+
 class EpsilonGreedy:
     """`base`'s choice, replaced with probability `epsilon` by a uniformly random slate.
 

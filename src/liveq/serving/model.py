@@ -19,14 +19,13 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from liveq.core.config import ConfigError
 from liveq.core.errors import CheckpointError
 from liveq.features.schema import CANDIDATE_FEATURES, viewer_width
 from liveq.policies.base import GreedyPolicy, Obs, Policy
 from liveq.policies.explore import EpsilonGreedy, Softmax
 from liveq.serving.settings import FeatureSettings
-from liveq.train.checkpoint import load_checkpoint, non_finite_entries, require_parts
-from liveq.train.config import RunConfig, build_differences, load_run_config
+from liveq.train.checkpoint import load_learner_checkpoint
+from liveq.train.config import RunConfig, load_run_config, saved_config_changes
 from liveq.train.registry import build_learner
 
 FEATURE_BOUND = 100.0  # the simulator's observation bound (loose; the network ignores it)
@@ -91,15 +90,8 @@ def load_model(run: str | Path) -> ServedModel:
         raise CheckpointError(f"{run}: trained for slates; the service serves models that "
                               "score single candidates (it ranks k of them itself)")
     path = checkpoint_path(run)
-    checkpoint = load_checkpoint(path)
-    require_parts(checkpoint, ("config", "agent"), path, "serving a model")
-    bad = non_finite_entries(checkpoint["agent"])
-    if bad:
-        raise CheckpointError(f"{path}: non-finite weights in {bad[:3]} (the run diverged)")
-    try:
-        edited = build_differences(checkpoint["config"], config)
-    except ConfigError as exc:
-        raise CheckpointError(f"{path} holds a config this liveq cannot read ({exc})") from None
+    checkpoint = load_learner_checkpoint(path, "serving a model")
+    edited = saved_config_changes(checkpoint, config, path)
     if edited:
         raise CheckpointError(f"{run / 'config.yaml'} was edited after training: "
                               + "; ".join(edited))

@@ -118,3 +118,14 @@ def config_differences(saved: Any, given: Any, prefix: str = "") -> list[str]:
     if saved == given:
         return []
     return [f"{prefix[:-1]} (saved {saved!r}, given {given!r})"]
+
+
+def load_learner_checkpoint(path: str | Path, what: str) -> dict[str, Any]:
+    """A checkpoint holding a learner (`config` and `agent`) with finite weights, or a
+    `CheckpointError` naming the missing part or the non-finite tensors."""
+    checkpoint = load_checkpoint(path)
+    require_parts(checkpoint, ("config", "agent"), path, what)
+    bad = non_finite_entries(checkpoint["agent"])
+    if bad:
+        raise CheckpointError(f"{path}: non-finite weights in {bad[:3]} (the run diverged)")
+    return checkpoint

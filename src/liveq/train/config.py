@@ -36,6 +36,7 @@ from typing import Any
 import gymnasium as gym
 
 from liveq.core.config import ConfigError, from_dict, load_yaml, require, to_dict
+from liveq.core.errors import CheckpointError
 from liveq.train.checkpoint import config_differences
 from liveq.train.registry import agent_config_class, drop_retired_keys
 
@@ -179,3 +180,13 @@ def build_differences(saved: dict[str, Any], config: RunConfig) -> list[str]:
     resolved, given = run_config_dict(load_run_config(saved)), run_config_dict(config)
     return [diff for key in ("seed", "env", "agent")
             for diff in config_differences({key: resolved[key]}, {key: given[key]})]
+
+
+def saved_config_changes(checkpoint: dict[str, Any], config: RunConfig,
+                         path: str | Path) -> list[str]:
+    """`build_differences` between the config stored in the checkpoint at `path` and
+    `config`; a stored config this liveq cannot read is a `CheckpointError`."""
+    try:
+        return build_differences(checkpoint["config"], config)
+    except ConfigError as exc:
+        raise CheckpointError(f"{path} holds a config this liveq cannot read ({exc})") from None

@@ -52,7 +52,7 @@ from liveq.train.checkpoint import (
     save_checkpoint,
 )
 from liveq.train.collect import Collector, ReplayWriter, Step
-from liveq.train.config import RunConfig, build_differences, run_config_dict
+from liveq.train.config import RunConfig, run_config_dict, saved_config_changes
 from liveq.train.evaluate import Evaluate, make_gym_evaluator
 from liveq.train.registry import algorithm, build_learner
 from liveq.train.run import RunDir
@@ -340,10 +340,7 @@ def _read_latest(out_dir: str | Path, config: RunConfig) -> dict[str, Any]:
     path = Path(out_dir) / "checkpoints" / "latest.pt"
     checkpoint = load_checkpoint(path)
     require_parts(checkpoint, LATEST_PARTS, path, "resuming")
-    try:
-        changed = build_differences(checkpoint["config"], config)
-    except ConfigError as exc:
-        raise CheckpointError(f"{path} holds a config this liveq cannot read ({exc})") from None
+    changed = saved_config_changes(checkpoint, config, path)
     if changed:
         raise ConfigError(f"cannot resume {out_dir}: config differs from the saved run in "
                           f"{'; '.join(changed)}")

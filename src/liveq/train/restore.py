@@ -14,20 +14,9 @@ from typing import Any
 from liveq.core.config import ConfigError
 from liveq.core.errors import CheckpointError
 from liveq.sim.vector import make_vec_env
-from liveq.train.checkpoint import load_checkpoint, non_finite_entries, require_parts
-from liveq.train.config import RunConfig, build_differences, load_run_config
+from liveq.train.checkpoint import load_learner_checkpoint
+from liveq.train.config import RunConfig, load_run_config, saved_config_changes
 from liveq.train.loop import build_agent
-
-LEARNER_PARTS = ("config", "agent")
-
-
-def _checked(path: str | Path) -> dict[str, Any]:
-    checkpoint = load_checkpoint(path)
-    require_parts(checkpoint, LEARNER_PARTS, path, "loading a learner")
-    bad = non_finite_entries(checkpoint["agent"])
-    if bad:
-        raise CheckpointError(f"{path}: non-finite weights in {bad[:3]} (the run diverged)")
-    return checkpoint
 
 
 def learner_from(checkpoint: dict[str, Any], config: RunConfig, env: Any,
@@ -47,7 +36,7 @@ def learner_from(checkpoint: dict[str, Any], config: RunConfig, env: Any,
 
 def load_agent(path: str | Path) -> tuple[Any, RunConfig]:
     """The agent saved in a checkpoint (best.pt or latest.pt) and its run config."""
-    checkpoint = _checked(path)
+    checkpoint = load_learner_checkpoint(path, "loading a learner")
     try:
         config = load_run_config(checkpoint["config"])
     except ConfigError as exc:
@@ -63,11 +52,8 @@ def load_run_agent(run: str | Path, checkpoint_name: str, config: RunConfig, env
     """The agent of run folder `run` (whose config.yaml gave `config`) for `env`'s spaces,
     from `checkpoints/<checkpoint_name>.pt`; refuses a config.yaml edited after training."""
     path = Path(run) / "checkpoints" / f"{checkpoint_name}.pt"
-    checkpoint = _checked(path)
-    try:
-        edited = build_differences(checkpoint["config"], config)
-    except ConfigError as exc:
-        raise CheckpointError(f"{path} holds a config this liveq cannot read ({exc})") from None
+    checkpoint = load_learner_checkpoint(path, "loading a learner")
+    edited = saved_config_changes(checkpoint, config, path)
     if edited:
         raise CheckpointError(f"{Path(run) / 'config.yaml'} was edited after training: it "
                               f"differs from {path.name} in " + "; ".join(edited))
