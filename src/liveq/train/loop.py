@@ -9,6 +9,8 @@
                       learning_starts, gradient_steps agent.update(replay sample)
                       (prioritized replay: then write agent.td_errors back as priorities)
           online      agent.update(this step's valid transitions)
+          on_policy   add it to the rollout; every n_steps vector steps, GAE advantages
+                      and agent.update(rollout)   (liveq.train.on_policy)
         every log_every / eval_every / checkpoint_every env steps: log / evaluate / save
 
 The statistics each `update` returns are averaged between two logs and written as
@@ -54,6 +56,7 @@ from liveq.train.checkpoint import (
 from liveq.train.collect import Collector, ReplayWriter, Step
 from liveq.train.config import RunConfig, run_config_dict, saved_config_changes
 from liveq.train.evaluate import Evaluate, make_gym_evaluator
+from liveq.train.on_policy import OnPolicyLearning
 from liveq.train.registry import algorithm, build_learner
 from liveq.train.run import RunDir
 
@@ -146,7 +149,8 @@ class StepLearning:
         pass
 
 
-LEARNING = {"off_policy": ReplayLearning, "online": StepLearning}
+LEARNING = {"off_policy": ReplayLearning, "online": StepLearning,
+            "on_policy": OnPolicyLearning}
 
 
 @dataclass

@@ -12,14 +12,19 @@ how it trains online (the loop kind) and whether it can learn from a logged buff
     tabular_q   QLearningConfig  online      no        Q-table, per-step updates
     linucb      LinUCBConfig     online      no        shared linear model, UCB
     linear_ts   LinearTSConfig   online      no        shared linear model, Thompson
+    ppo         PPOConfig        on_policy   no        PPO, masked softmax actor + critic
+    a2c         A2CConfig        on_policy   no        A2C (PPO unclipped, one pass)
 
 A run config names one (`agent: {name: cql, cql: {cql_alpha: 0.5}}`); its section is
 parsed as that entry's config, with errors naming the full path (`agent.cql.lr`).
 Loop kinds: "off_policy" collects into replay and samples batches
 (`liveq.train.loop.ReplayLearning`); "online" updates from each vector step's
-transitions as they come (`liveq.train.loop.StepLearning`). A learner follows
+transitions as they come (`liveq.train.loop.StepLearning`); "on_policy" collects
+n_steps per env into a rollout, computes GAE advantages and updates from it once
+(`liveq.train.on_policy.OnPolicyLearning`). A learner follows
 `Learner` below; to train by acting it is also an `OnlineLearner`, and off-policy
-learners give their `replay_schedule` (`ReplaySchedule`). Adding an algorithm is one
+learners give their `replay_schedule` (`ReplaySchedule`), on-policy ones their
+`rollout_schedule` (`RolloutSchedule`) and `values(obs)`. Adding an algorithm is one
 entry in `ALGORITHMS`.
 """
 
@@ -37,12 +42,13 @@ from liveq.algos.bc import BCAgent, BCConfig
 from liveq.algos.cql import BanditConfig, CQLAgent, CQLConfig
 from liveq.algos.dqn import DQNAgent, DQNConfig, MyopicConfig
 from liveq.algos.linear_bandits import LinearTSAgent, LinearTSConfig, LinUCBAgent, LinUCBConfig
+from liveq.algos.ppo import A2CAgent, A2CConfig, PPOAgent, PPOConfig
 from liveq.algos.tabular import QLearningConfig, build_tabular_q
 from liveq.buffers.replay import ReplayBatch
 from liveq.core.config import ConfigError, from_dict, to_dict
 from liveq.policies.base import Action, Policy
 
-LoopKind = Literal["off_policy", "online"]
+LoopKind = Literal["off_policy", "online", "on_policy"]
 
 
 class Learner(Protocol):
@@ -65,7 +71,7 @@ class Learner(Protocol):
 
 
 class OnlineLearner(Learner, Protocol):
-    """A learner that also acts while it trains (loop kinds off_policy and online)."""
+    """A learner that also acts while it trains (loop kinds off_policy, online, on_policy)."""
 
     def act(self, obs: Any, mask: np.ndarray | None = None) -> Action: ...
 
@@ -106,6 +112,10 @@ ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
               "LinUCB (Li et al. 2010): one ridge model over viewer and candidate features"),
     Algorithm("linear_ts", LinearTSConfig, LinearTSAgent, "online", False,
               "linear Thompson sampling (Agrawal and Goyal 2013), the same ridge model"),
+    Algorithm("ppo", PPOConfig, PPOAgent, "on_policy", False,
+              "PPO (Schulman et al. 2017): masked-softmax actor over candidates, critic, GAE"),
+    Algorithm("a2c", A2CConfig, A2CAgent, "on_policy", False,
+              "A2C (Mnih et al. 2016): the PPO learner unclipped, one pass per short rollout"),
 )}
 
 # DQN settings that became learners of their own: key -> (the value meaning plain DQN,
