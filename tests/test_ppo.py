@@ -3,6 +3,7 @@ learning CartPole, exact resume on the simulator."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import gymnasium as gym
@@ -228,3 +229,16 @@ def test_resume_mid_rollout_equals_uninterrupted_run(tmp_path):
         a, b = getattr(straight, net).state_dict(), getattr(split, net).state_dict()
         for key in a:
             assert torch.equal(a[key], b[key]), f"{net}.{key}"
+
+
+def test_compare_trains_and_scores_the_on_policy_learners(tmp_path):
+    from liveq.cli.main import main
+
+    js = tmp_path / "compare.json"
+    code = main(["compare", "--config", str(shipped_configs()["livestream_small"]),
+                 "--agents", "ppo,a2c,popular", "--episodes", "32", "--steps", "480",
+                 "--out", str(tmp_path / "runs"), "--json", str(js), "--no-progress"])
+    assert code == 0
+    results = json.loads(js.read_text())
+    assert list(results) == ["ppo", "a2c", "popular"]
+    assert all(np.isfinite(r["return"]["mean"]) for r in results.values())

@@ -11,6 +11,7 @@ import yaml
 
 from liveq.algos.dqn import DQNConfig
 from liveq.buffers.replay import ReplayBatch
+from liveq.buffers.rollout import Rollout
 from liveq.core.config import ConfigError
 from liveq.train import ALGORITHMS, algorithm, build_learner, derive_config, load_run_config
 from liveq.train.config import run_config_dict
@@ -36,6 +37,10 @@ def spaces_and_batch(name: str, rng: np.random.Generator):
                 "candidates": rng.standard_normal((8, K, 2)).astype(np.float32),
                 "mask": np.ones((8, K), np.int8)}
 
+    if algorithm(name).loop == "on_policy":  # learns from rollouts with advantages
+        return CANDIDATES, gym.spaces.Discrete(K), Rollout(
+            obs(), rng.integers(0, K, 8), rng.standard_normal(8), rng.standard_normal(8),
+            np.zeros(8))
     return CANDIDATES, gym.spaces.Discrete(K), ReplayBatch(
         obs(), rng.integers(0, K, 8), rng.random(8).astype(np.float32), obs(),
         np.zeros(8, np.float32))
@@ -48,7 +53,8 @@ def test_every_learner_updates_saves_and_acts_greedily(name):
     learner = build_learner(name, obs_space, action_space, spec.config(), seed=0)
     stats = learner.update(batch)
     assert stats and all(isinstance(v, float) and math.isfinite(v) for v in stats.values())
-    assert learner.updates == 1
+    assert learner.updates == (spec.config().n_epochs * spec.config().n_minibatches
+                               if spec.loop == "on_policy" else 1)
     twin = build_learner(name, obs_space, action_space, spec.config(), seed=1)
     twin.load_state_dict(learner.state_dict())
     np.testing.assert_array_equal(twin.greedy_policy().act(batch.obs).actions,
@@ -56,7 +62,8 @@ def test_every_learner_updates_saves_and_acts_greedily(name):
     if spec.loop == "off_policy":
         assert learner.replay_schedule.batch_size == spec.config().batch_size
     if spec.loop is not None:
-        assert 0.0 <= learner.set_progress(0, 100) <= 1.0
+        epsilon = learner.set_progress(0, 100)  # NaN: an on-policy learner has none
+        assert 0.0 <= epsilon <= 1.0 or (spec.loop == "on_policy" and math.isnan(epsilon))
         assert learner.act(batch.obs).actions.shape == (8,)
 
 
@@ -74,16 +81,17 @@ def test_frozen_greedy_policy_ignores_later_updates(name):
 
 def test_registry_entries():
     assert list(ALGORITHMS) == ["dqn", "myopic", "cql", "bandit", "bc", "tabular_q", "linucb",
-                               "linear_ts"]
+                               "linear_ts", "ppo", "a2c"]
+    assert algorithm("ppo").loop == "on_policy" and not algorithm("ppo").offline
     assert algorithm("tabular_q").loop == "online" and not algorithm("tabular_q").offline
     assert algorithm("bc").loop is None and algorithm("bc").offline
     assert all(a.doc and a.name == n for n, a in ALGORITHMS.items())
-    with pytest.raises(ConfigError, match=r"unknown agent 'ppo', expected one of \['dqn'"):
-        algorithm("ppo")
+    with pytest.raises(ConfigError, match=r"unknown agent 'sac', expected one of \['dqn'"):
+        algorithm("sac")
 
 
 @pytest.mark.parametrize(("agent", "message"), [
-    ({"name": "ppo"}, r"agent.name: unknown agent 'ppo', expected one of \['dqn', 'myopic'"),
+    ({"name": "sac"}, r"agent.name: unknown agent 'sac', expected one of \['dqn', 'myopic'"),
     ({"name": "cql", "cql": {"lrr": 0.1}}, "unknown config key 'agent.cql.lrr'"),
     ({"name": "cql", "cql": {"cql_alpha": 0.0}}, "agent.cql.cql_alpha must be > 0"),
     ({"name": "tabular_q", "tabular_q": {"alpha": 2.0}}, r"agent.tabular_q.alpha must be in"),

@@ -55,9 +55,9 @@ class PPOConfig:
     """Adam learning rate (the start value when annealed)."""
     anneal_lr: bool = True
     """Decay the learning rate linearly to 0 over the run's total_env_steps."""
-    n_steps: int = 128
+    n_steps: int = 16
     """Vector steps per rollout; a rollout holds n_steps * n_envs rows."""
-    n_epochs: int = 4
+    n_epochs: int = 10
     """Passes over each rollout."""
     n_minibatches: int = 4
     """Minibatches per pass (each about rows / n_minibatches)."""
@@ -67,7 +67,7 @@ class PPOConfig:
     """Scale each minibatch's advantages to mean 0 and standard deviation 1."""
     value_coef: float = 0.5
     """Weight of the critic's squared error in the loss."""
-    entropy_coef: float = 0.01
+    entropy_coef: float = 0.0
     """Weight of the entropy bonus (keeps the policy exploring)."""
     max_grad_norm: float = 0.5
     """Clip the gradient's global norm to this; 0 disables clipping."""
@@ -111,6 +111,8 @@ class A2CConfig(PPOConfig):
     """PPO's ratio clip epsilon; 0 = no clipping (plain policy gradient, as A2C)."""
     normalize_advantages: bool = False
     """Scale each minibatch's advantages to mean 0 and standard deviation 1."""
+    entropy_coef: float = 0.01
+    """Weight of the entropy bonus (keeps the policy exploring)."""
     gae_lambda: float = 1.0
     """GAE's lambda: 0 = one-step TD advantages, 1 = n-step returns to the rollout's end."""
 

@@ -76,7 +76,8 @@ class OnlineLearner(Learner, Protocol):
     def act(self, obs: Any, mask: np.ndarray | None = None) -> Action: ...
 
     def set_progress(self, env_steps: int, total_env_steps: int) -> float:
-        """Advance the exploration schedule; returns epsilon (logged as train/epsilon)."""
+        """Advance the exploration schedule; returns epsilon (logged as train/epsilon),
+        NaN for a learner without one."""
         ...
 
 
