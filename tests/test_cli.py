@@ -145,7 +145,7 @@ def test_eval_refuses_a_config_edited_after_training(trained_run, tmp_path, caps
      "env.kwargs.followed_slots: CartPole-v1 takes no argument 'followed_slots'"),
     (lambda d: d["agent"]["dqn"].update(cql_alpha=0.1),
      "agent.dqn.cql_alpha: dqn has no cql_alpha any more; use agent name cql"),
-    (lambda d: d["agent"].update(name="ppo"), "agent.name: unknown agent 'ppo'"),
+    (lambda d: d["agent"].update(name="sac"), "agent.name: unknown agent 'sac'"),
 ])
 def test_wrong_env_kwargs_and_agent_sections_exit_2(tmp_path, capsys, edit, message):
     path = write_config(tmp_path, edit)

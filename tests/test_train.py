@@ -241,8 +241,8 @@ def test_unknown_config_keys_are_named():
         load_run_config({"train": {"total_env_step": 5}})
     with pytest.raises(ConfigError, match="'agent.dqn.lrr'"):
         load_run_config({"agent": {"dqn": {"lrr": 0.1}}})
-    with pytest.raises(ConfigError, match="unknown agent 'ppo'"):
-        load_run_config({"agent": {"name": "ppo"}})
+    with pytest.raises(ConfigError, match="unknown agent 'sac'"):
+        load_run_config({"agent": {"name": "sac"}})
     with pytest.raises(ConfigError, match="train.eval_episodes"):
         load_run_config({"train": {"eval_episodes": 0}})
 
