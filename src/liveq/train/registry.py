@@ -12,6 +12,7 @@ how it trains online (the loop kind) and whether it can learn from a logged buff
     tabular_q   QLearningConfig  online      no        Q-table, per-step updates
     linucb      LinUCBConfig     online      no        shared linear model, UCB
     linear_ts   LinearTSConfig   online      no        shared linear model, Thompson
+    slateq      SlateQConfig     off_policy  no        SlateQ: slate values from item values
 
 A run config names one (`agent: {name: cql, cql: {cql_alpha: 0.5}}`); its section is
 parsed as that entry's config, with errors naming the full path (`agent.cql.lr`).
@@ -37,6 +38,7 @@ from liveq.algos.bc import BCAgent, BCConfig
 from liveq.algos.cql import BanditConfig, CQLAgent, CQLConfig
 from liveq.algos.dqn import DQNAgent, DQNConfig, MyopicConfig
 from liveq.algos.linear_bandits import LinearTSAgent, LinearTSConfig, LinUCBAgent, LinUCBConfig
+from liveq.algos.slateq import SlateQAgent, SlateQConfig
 from liveq.algos.tabular import QLearningConfig, build_tabular_q
 from liveq.buffers.replay import ReplayBatch
 from liveq.core.config import ConfigError, from_dict, to_dict
@@ -106,6 +108,8 @@ ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
               "LinUCB (Li et al. 2010): one ridge model over viewer and candidate features"),
     Algorithm("linear_ts", LinearTSConfig, LinearTSAgent, "online", False,
               "linear Thompson sampling (Agrawal and Goyal 2013), the same ridge model"),
+    Algorithm("slateq", SlateQConfig, SlateQAgent, "off_policy", False,
+              "SlateQ (Ie et al. 2019): item values and a position-biased choice model"),
 )}
 
 # DQN settings that became learners of their own: key -> (the value meaning plain DQN,
