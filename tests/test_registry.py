@@ -36,6 +36,11 @@ def spaces_and_batch(name: str, rng: np.random.Generator):
                 "candidates": rng.standard_normal((8, K, 2)).astype(np.float32),
                 "mask": np.ones((8, K), np.int8)}
 
+    if name == "slateq":  # ranks slates of 2 and learns from the opened rank (-1 = none)
+        slates = np.argsort(rng.random((8, K)), axis=1)[:, :2]
+        return CANDIDATES, gym.spaces.MultiDiscrete([K, K]), ReplayBatch(
+            obs(), slates, rng.random(8).astype(np.float32),
+            {**obs(), "clicked_rank": rng.integers(-1, 2, 8)}, np.zeros(8, np.float32))
     return CANDIDATES, gym.spaces.Discrete(K), ReplayBatch(
         obs(), rng.integers(0, K, 8), rng.random(8).astype(np.float32), obs(),
         np.zeros(8, np.float32))
@@ -57,7 +62,7 @@ def test_every_learner_updates_saves_and_acts_greedily(name):
         assert learner.replay_schedule.batch_size == spec.config().batch_size
     if spec.loop is not None:
         assert 0.0 <= learner.set_progress(0, 100) <= 1.0
-        assert learner.act(batch.obs).actions.shape == (8,)
+        assert learner.act(batch.obs).actions.shape == batch.actions.shape
 
 
 @pytest.mark.parametrize("name", list(ALGORITHMS))
@@ -74,7 +79,7 @@ def test_frozen_greedy_policy_ignores_later_updates(name):
 
 def test_registry_entries():
     assert list(ALGORITHMS) == ["dqn", "myopic", "cql", "bandit", "bc", "tabular_q", "linucb",
-                               "linear_ts"]
+                               "linear_ts", "slateq"]
     assert algorithm("tabular_q").loop == "online" and not algorithm("tabular_q").offline
     assert algorithm("bc").loop is None and algorithm("bc").offline
     assert all(a.doc and a.name == n for n, a in ALGORITHMS.items())

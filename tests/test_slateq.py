@@ -18,9 +18,11 @@ from liveq.buffers.clicks import CLICK_FIELD, ClickCodec
 from liveq.buffers.replay import DictCodec, ReplayBatch
 from liveq.core.config import ConfigError, load_yaml
 from liveq.policies.base import top_k_slate
+from liveq.policies.baselines import RandomPolicy
 from liveq.sim.vector import make_vec_env
 from liveq.train.config import load_run_config
 from liveq.train.loop import train
+from liveq.train.offline import log_transitions, train_offline
 
 SMALL_SLATES = {"n_streamers": 200, "n_candidates": 8, "followed_slots": 2,
                 "trending_slots": 2, "slate_size": 3, "invalid_action": "empty"}
@@ -266,3 +268,17 @@ def test_batches_without_clicks_are_refused():
     batch = tiny_batch(np.random.default_rng(0), 4)
     with pytest.raises(ConfigError, match="which rank was opened"):
         agent.update(batch._replace(next_obs=batch.obs))
+
+
+def test_slateq_and_dqn_learn_from_a_logged_slate_buffer():
+    env = make_vec_env("liveq/LiveStream-v0", 8, SMALL_SLATES)
+    logged = log_transitions(env, RandomPolicy(3, seed=0), 40, seed=1)
+    batch = logged.buffer.sample(256, np.random.default_rng(0))
+    assert batch.actions.shape == (256, 3) and (batch.next_obs[CLICK_FIELD] >= 0).any()
+    for agent in (SlateQAgent(env.single_observation_space, env.single_action_space,
+                              SlateQConfig(hidden_sizes=[16], batch_size=32), seed=0),
+                  DQNAgent(env.single_observation_space, env.single_action_space,
+                           DQNConfig(hidden_sizes=[16], batch_size=32), seed=0)):
+        summary = train_offline(agent, logged.buffer, 20, seed=2)
+        assert agent.updates == 20 and np.isfinite(summary["loss_last"])
+    env.close()

@@ -12,7 +12,7 @@ how it trains online (the loop kind) and whether it can learn from a logged buff
     tabular_q   QLearningConfig  online      no        Q-table, per-step updates
     linucb      LinUCBConfig     online      no        shared linear model, UCB
     linear_ts   LinearTSConfig   online      no        shared linear model, Thompson
-    slateq      SlateQConfig     off_policy  no        SlateQ: slate values from item values
+    slateq      SlateQConfig     off_policy  yes       SlateQ: slate values from item values
 
 A run config names one (`agent: {name: cql, cql: {cql_alpha: 0.5}}`); its section is
 parsed as that entry's config, with errors naming the full path (`agent.cql.lr`).
@@ -108,7 +108,7 @@ ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
               "LinUCB (Li et al. 2010): one ridge model over viewer and candidate features"),
     Algorithm("linear_ts", LinearTSConfig, LinearTSAgent, "online", False,
               "linear Thompson sampling (Agrawal and Goyal 2013), the same ridge model"),
-    Algorithm("slateq", SlateQConfig, SlateQAgent, "off_policy", False,
+    Algorithm("slateq", SlateQConfig, SlateQAgent, "off_policy", True,
               "SlateQ (Ie et al. 2019): item values and a position-biased choice model"),
 )}
 
