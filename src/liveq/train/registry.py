@@ -20,8 +20,9 @@ Loop kinds: "off_policy" collects into replay and samples batches
 (`liveq.train.loop.ReplayLearning`); "online" updates from each vector step's
 transitions as they come (`liveq.train.loop.StepLearning`). A learner follows
 `Learner` below; to train by acting it is also an `OnlineLearner`, and off-policy
-learners give their `replay_schedule` (`ReplaySchedule`). Adding an algorithm is one
-entry in `ALGORITHMS`.
+learners give their `replay_schedule` (`ReplaySchedule`), and may give
+`replay_codec(inner) -> codec` to store more per transition (slateq: the opened rank).
+Adding an algorithm is one entry in `ALGORITHMS`.
 """
 
 from __future__ import annotations
