@@ -88,9 +88,11 @@ def test_myopic_config_pins_gamma_to_zero():
         from_dict(MyopicConfig, {"gamma": 0.9})
 
 
-def test_slates_are_refused_with_a_clear_error():
-    with pytest.raises(ConfigError, match="SlateQ"):
-        DQNAgent(DICT_SPACE, gym.spaces.MultiDiscrete([K, K]), DQNConfig(), seed=0)
+def test_slates_must_rank_one_candidate_table():
+    assert DQNAgent(DICT_SPACE, gym.spaces.MultiDiscrete([K, K]), DQNConfig(),
+                    seed=0).greedy_policy().slate_size == 2
+    with pytest.raises(ConfigError, match="one table"):
+        DQNAgent(DICT_SPACE, gym.spaces.MultiDiscrete([K, K - 1]), DQNConfig(), seed=0)
 
 
 def test_candidate_count_must_match_actions():

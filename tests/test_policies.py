@@ -58,6 +58,7 @@ class Case(NamedTuple):
     world: str  # "livestream" or "chain"
     build: Callable[[World], Any]  # World -> Policy
     slates: bool  # can recommend slates (slate_size > 1)
+    sizes: tuple[int, ...] = ()  # slate sizes to check; () = (1, 3) with slates, else (1,)
 
 
 def rng(seed: int) -> np.random.Generator:
@@ -137,12 +138,15 @@ def world_of(name: str) -> str:
     return "chain" if name == "tabular_q" else "livestream"
 
 
-CASES += [Case(f"registry:{name}-greedy", world_of(name), registered(name, False), False)
-          for name in ALGORITHMS]
-CASES += [Case(f"registry:{name}-behaviour", world_of(name), registered(name, True), False)
+# Learners that rank slates too (dqn: top-k by item Q), and those that rank only slates.
+SLATE_SIZES = {"dqn": (1, 3), "slateq": (3,)}
+CASES += [Case(f"registry:{name}-greedy", world_of(name), registered(name, False), False,
+               SLATE_SIZES.get(name, ())) for name in ALGORITHMS]
+CASES += [Case(f"registry:{name}-behaviour", world_of(name), registered(name, True), False,
+               SLATE_SIZES.get(name, ()))
           for name, spec in ALGORITHMS.items() if spec.loop is not None]
 PARAMS = [pytest.param(case, size, id=f"{case.name}-slate{size}")
-          for case in CASES for size in ((1, 3) if case.slates else (1,))]
+          for case in CASES for size in (case.sizes or ((1, 3) if case.slates else (1,)))]
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -41,6 +41,11 @@ def spaces_and_batch(name: str, rng: np.random.Generator):
         return CANDIDATES, gym.spaces.Discrete(K), Rollout(
             obs(), rng.integers(0, K, 8), rng.standard_normal(8), rng.standard_normal(8),
             np.zeros(8))
+    if name == "slateq":  # ranks slates of 2 and learns from the opened rank (-1 = none)
+        slates = np.argsort(rng.random((8, K)), axis=1)[:, :2]
+        return CANDIDATES, gym.spaces.MultiDiscrete([K, K]), ReplayBatch(
+            obs(), slates, rng.random(8).astype(np.float32),
+            {**obs(), "clicked_rank": rng.integers(-1, 2, 8)}, np.zeros(8, np.float32))
     return CANDIDATES, gym.spaces.Discrete(K), ReplayBatch(
         obs(), rng.integers(0, K, 8), rng.random(8).astype(np.float32), obs(),
         np.zeros(8, np.float32))
@@ -64,7 +69,7 @@ def test_every_learner_updates_saves_and_acts_greedily(name):
     if spec.loop is not None:
         epsilon = learner.set_progress(0, 100)  # NaN: an on-policy learner has none
         assert 0.0 <= epsilon <= 1.0 or (spec.loop == "on_policy" and math.isnan(epsilon))
-        assert learner.act(batch.obs).actions.shape == (8,)
+        assert learner.act(batch.obs).actions.shape == batch.actions.shape
 
 
 @pytest.mark.parametrize("name", list(ALGORITHMS))
@@ -81,7 +86,7 @@ def test_frozen_greedy_policy_ignores_later_updates(name):
 
 def test_registry_entries():
     assert list(ALGORITHMS) == ["dqn", "myopic", "cql", "bandit", "bc", "tabular_q", "linucb",
-                               "linear_ts", "ppo", "a2c"]
+                               "linear_ts", "ppo", "a2c", "slateq"]
     assert algorithm("ppo").loop == "on_policy" and not algorithm("ppo").offline
     assert algorithm("tabular_q").loop == "online" and not algorithm("tabular_q").offline
     assert algorithm("bc").loop is None and algorithm("bc").offline

@@ -18,6 +18,12 @@ is `G + gamma^k (1 - terminated) Q_target(s_{t+k}, a*)` (`liveq.buffers.nstep`);
 importance weight (`liveq.buffers.prioritized`), and `update` leaves the new |TD errors|
 in `td_errors` for the loop to write back as priorities.
 
+Slates (`slate_size > 1`, a `SlateSpace` action): DQN keeps one Q-value per candidate,
+learns it for the slate's top-ranked item (a logged slate stands for its first entry, with
+the whole slate's reward) and recommends the top `slate_size` candidates by Q-value, best
+first. It models neither which item is clicked nor position bias; `liveq.algos.slateq`
+does (SlateQ).
+
 Only real terminations cut the bootstrap; truncated episodes still bootstrap. Masked
 candidates (`obs["mask"] == 0`) are never chosen, neither by the policy nor inside the
 target's argmax, and a next state with no valid candidate contributes 0. `gamma = 0`
@@ -187,7 +193,9 @@ def _optional_tensor(values: np.ndarray | None) -> torch.Tensor | None:
 
 def to_q_batch(batch: ReplayBatch) -> QBatch:
     obs, next_obs = obs_to_tensor(batch.obs), obs_to_tensor(batch.next_obs)
-    return QBatch(obs, torch.as_tensor(batch.actions).long(),
+    actions = np.asarray(batch.actions)
+    actions = actions[:, 0] if actions.ndim == 2 else actions  # a slate: its top item
+    return QBatch(obs, torch.as_tensor(actions).long(),
                   torch.as_tensor(batch.rewards, dtype=torch.float32), next_obs,
                   torch.as_tensor(batch.terminated, dtype=torch.float32),
                   obs.get("mask") if isinstance(obs, dict) else None,
@@ -223,9 +231,10 @@ class GreedyQPolicy(GreedyPolicy):
     """Deterministic argmax over allowed actions of a Q-network (a live view of `q_net`;
     `freeze()` gives a snapshot)."""
 
-    def __init__(self, q_net: torch.nn.Module, n_actions: int):
+    def __init__(self, q_net: torch.nn.Module, n_actions: int, slate_size: int = 1):
         self.q_net = q_net
         self.n_actions = n_actions
+        self.slate_size = slate_size  # > 1: the top slate_size candidates by Q-value
 
     def allowed(self, obs: Obs, mask: np.ndarray | None = None) -> np.ndarray:
         return action_mask(obs, mask, self.n_actions)
@@ -238,17 +247,30 @@ class GreedyQPolicy(GreedyPolicy):
 
     def freeze(self) -> GreedyQPolicy:
         """A copy acting on a deep copy of the network, untouched by later updates."""
-        return GreedyQPolicy(copy.deepcopy(self.q_net).requires_grad_(False), self.n_actions)
+        return GreedyQPolicy(copy.deepcopy(self.q_net).requires_grad_(False), self.n_actions,
+                             self.slate_size)
 
 
 def discrete_actions(action_space: gym.Space, algorithm: str = "DQN") -> int:
     """The number of actions of a Discrete space; slates and other spaces are refused."""
     if isinstance(action_space, gym.spaces.MultiDiscrete):
-        raise ConfigError(f"{algorithm} recommends one item per step; ranked slates "
-                          "(MultiDiscrete actions) need SlateQ, which is not available yet")
+        raise ConfigError(f"{algorithm} recommends one item per step; for ranked slates "
+                          "(MultiDiscrete actions) use agent slateq or dqn")
     if not isinstance(action_space, gym.spaces.Discrete):
         raise ConfigError(f"{algorithm} needs a Discrete action space, got {action_space}")
     return int(action_space.n)
+
+
+def item_actions(action_space: gym.Space, algorithm: str = "DQN") -> tuple[int, int]:
+    """`(n_candidates, slate_size)` of a Discrete space (slate 1) or of a slate of distinct
+    candidates (`MultiDiscrete([K] * L)`); other spaces are a `ConfigError`."""
+    if isinstance(action_space, gym.spaces.MultiDiscrete):
+        nvec = np.asarray(action_space.nvec)
+        if nvec.ndim != 1 or len(set(nvec.tolist())) != 1:
+            raise ConfigError(f"{algorithm}: a slate must rank candidates of one table, i.e. "
+                              f"MultiDiscrete([K] * slate_size), got nvec {nvec.tolist()}")
+        return int(nvec[0]), len(nvec)
+    return discrete_actions(action_space, algorithm), 1
 
 
 class DQNAgent:
@@ -257,7 +279,7 @@ class DQNAgent:
     def __init__(self, obs_space: gym.Space, action_space: gym.Space, config: DQNConfig,
                  seed: int | np.random.SeedSequence):
         self.config = config
-        self.n_actions = discrete_actions(action_space)
+        self.n_actions, self.slate_size = item_actions(action_space)
         seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
         init_seq, act_seq = seq.spawn(2)
         self.q_net = seeded_q_network(obs_space, self.n_actions, config.hidden_sizes, init_seq,
@@ -265,7 +287,7 @@ class DQNAgent:
         self.target_net = copy.deepcopy(self.q_net).requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=config.lr)
         self.rng = np.random.default_rng(act_seq)
-        self.greedy = GreedyQPolicy(self.q_net, self.n_actions)
+        self.greedy = GreedyQPolicy(self.q_net, self.n_actions, self.slate_size)
         self.behaviour = EpsilonGreedy(self.greedy, config.epsilon_start, self.rng)
         self.updates = 0  # gradient steps taken
         self.td_errors = np.zeros(0, np.float32)  # (batch,) |TD error| of the last update

@@ -70,14 +70,16 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self.max_priority = float(state["max_priority"])
 
 
-def make_replay_buffer(codec: ObsCodec, schedule: ReplaySchedule) -> ReplayBuffer:
-    """The buffer a learner's `ReplaySchedule` asks for: uniform or prioritized, 1 or n steps."""
+def make_replay_buffer(codec: ObsCodec, schedule: ReplaySchedule,
+                       action_shape: tuple[int, ...] = ()) -> ReplayBuffer:
+    """The buffer a learner's `ReplaySchedule` asks for: uniform or prioritized, 1 or n steps;
+    `action_shape` is one action's (`(slate_size,)` for slates)."""
     n_step = {"n_step": schedule.n_step, "gamma": schedule.gamma}
     p = schedule.priorities
     if p is None:
-        return ReplayBuffer(codec, schedule.buffer_size, **n_step)
-    return PrioritizedReplayBuffer(codec, schedule.buffer_size, alpha=p.alpha, eps=p.eps,
-                                   **n_step)
+        return ReplayBuffer(codec, schedule.buffer_size, action_shape, **n_step)
+    return PrioritizedReplayBuffer(codec, schedule.buffer_size, action_shape, alpha=p.alpha,
+                                   eps=p.eps, **n_step)
 
 
 def priority_beta(priorities: Priorities, env_steps: int, total_env_steps: int) -> float:

@@ -221,6 +221,8 @@ class LiveStreamCore:
             "shown_ids": slate.ids,
             "clicked": out.clicked_id >= 0,
             "clicked_id": out.clicked_id,
+            "clicked_rank": np.where(out.clicked_id >= 0,
+                                     (slate.ids == out.clicked_id[:, None]).argmax(axis=1), -1),
             "watch_share": out.fraction,
             "watch_minutes": out.minutes,
             "gifts": out.gifts,

@@ -94,8 +94,10 @@ class ReplayLearning:
     def __init__(self, agent: Any, env: Any, seed: np.random.SeedSequence,
                  total_env_steps: int):
         self.agent, self.schedule = agent, agent.replay_schedule
-        self.replay = make_replay_buffer(make_codec(env, self.schedule.buffer_size),
-                                         self.schedule)
+        codec = make_codec(env, self.schedule.buffer_size)
+        codec = getattr(agent, "replay_codec", lambda inner: inner)(codec)  # e.g. with clicks
+        self.replay = make_replay_buffer(codec, self.schedule,
+                                         tuple(env.single_action_space.shape or ()))
         self.writer = ReplayWriter(self.replay.codec, self.replay)
         self.sample_rng = np.random.default_rng(seed)
         self.total_env_steps = total_env_steps

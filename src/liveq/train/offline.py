@@ -12,7 +12,7 @@ step was autoreset (Gymnasium NEXT_STEP), so that step's row is stored but never
 Truncated sessions keep `terminated = False` and still bootstrap. A buffer filled here
 is interchangeable with the online loop's, so any learner that updates from
 `ReplayBatch`es and is registered with `offline=True` (`liveq.train.registry`: dqn,
-myopic, cql, bandit, bc) trains on it.
+myopic, cql, bandit, bc, and slateq on slate envs) trains on it.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 import gymnasium as gym
 import numpy as np
 
+from liveq.buffers.clicks import ClickCodec
 from liveq.buffers.replay import ReplayBuffer, make_codec
 from liveq.core.config import ConfigError
 from liveq.core.errors import NonFiniteError
@@ -44,12 +45,16 @@ def log_transitions(env: gym.vector.VectorEnv, behaviour: Policy, steps: int,
     """Run `behaviour` for `steps` vector steps of `env` (reset with `seed`) into a buffer.
 
     The buffer's capacity is `steps * env.num_envs`, so it keeps every row; its codec is
-    the env's own (`liveq.buffers.replay.make_codec`).
+    the env's own (`liveq.buffers.replay.make_codec`), on slate envs with the opened rank
+    (`liveq.buffers.clicks.ClickCodec`).
     """
     if steps < 1:
         raise ConfigError(f"steps must be at least 1, got {steps}")
     codec = make_codec(env, steps * env.num_envs)
-    buffer = ReplayBuffer(codec, steps * env.num_envs)
+    action_shape = tuple(env.single_action_space.shape or ())
+    if action_shape:  # slates: also keep the opened rank, which slate learners fit
+        codec = ClickCodec(codec)
+    buffer = ReplayBuffer(codec, steps * env.num_envs, action_shape)
     collector = Collector(env, ReplayWriter(codec, buffer))
     collector.reset(seed)
     episodes, reward_sum = 0, 0.0

@@ -14,6 +14,7 @@ how it trains online (the loop kind) and whether it can learn from a logged buff
     linear_ts   LinearTSConfig   online      no        shared linear model, Thompson
     ppo         PPOConfig        on_policy   no        PPO, masked softmax actor + critic
     a2c         A2CConfig        on_policy   no        A2C (PPO unclipped, one pass)
+    slateq      SlateQConfig     off_policy  yes       SlateQ: slate values from item values
 
 A run config names one (`agent: {name: cql, cql: {cql_alpha: 0.5}}`); its section is
 parsed as that entry's config, with errors naming the full path (`agent.cql.lr`).
@@ -24,8 +25,9 @@ n_steps per env into a rollout, computes GAE advantages and updates from it once
 (`liveq.train.on_policy.OnPolicyLearning`). A learner follows
 `Learner` below; to train by acting it is also an `OnlineLearner`, and off-policy
 learners give their `replay_schedule` (`ReplaySchedule`), on-policy ones their
-`rollout_schedule` (`RolloutSchedule`) and `values(obs)`. Adding an algorithm is one
-entry in `ALGORITHMS`.
+`rollout_schedule` (`RolloutSchedule`) and `values(obs)`; an off-policy learner may give
+`replay_codec(inner) -> codec` to store more per transition (slateq: the opened rank).
+Adding an algorithm is one entry in `ALGORITHMS`.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from liveq.algos.cql import BanditConfig, CQLAgent, CQLConfig
 from liveq.algos.dqn import DQNAgent, DQNConfig, MyopicConfig
 from liveq.algos.linear_bandits import LinearTSAgent, LinearTSConfig, LinUCBAgent, LinUCBConfig
 from liveq.algos.ppo import A2CAgent, A2CConfig, PPOAgent, PPOConfig
+from liveq.algos.slateq import SlateQAgent, SlateQConfig
 from liveq.algos.tabular import QLearningConfig, build_tabular_q
 from liveq.buffers.replay import ReplayBatch
 from liveq.core.config import ConfigError, from_dict, to_dict
@@ -117,6 +120,8 @@ ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
               "PPO (Schulman et al. 2017): masked-softmax actor over candidates, critic, GAE"),
     Algorithm("a2c", A2CConfig, A2CAgent, "on_policy", False,
               "A2C (Mnih et al. 2016): the PPO learner unclipped, one pass per short rollout"),
+    Algorithm("slateq", SlateQConfig, SlateQAgent, "off_policy", True,
+              "SlateQ (Ie et al. 2019): item values and a position-biased choice model"),
 )}
 
 # DQN settings that became learners of their own: key -> (the value meaning plain DQN,
