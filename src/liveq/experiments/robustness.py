@@ -38,9 +38,11 @@ EVAL_ENVS = 64
 
 
 def learner_config(world: str, learner: str, seed: int, steps: int | None,
-                   dqn: dict[str, Any]) -> RunConfig:
+                   dqn: dict[str, Any], checkpoint: str = "best") -> RunConfig:
     """The run config of one learner and seed on `world`, with `dqn` overrides on the
-    shared DQN settings (the myopic twin gets them too, with gamma pinned to 0)."""
+    shared DQN settings (the myopic twin gets them too, with gamma pinned to 0). Only the
+    finished run saves `latest` (so a folder holding it is a finished run); for
+    `checkpoint="latest"` the run skips its evaluations, which only choose `best`."""
     data = world_config(world)
     data["seed"] = seed
     settings = {**data.get("agent", {}).get("dqn", {}), **dqn}
@@ -48,12 +50,13 @@ def learner_config(world: str, learner: str, seed: int, steps: int | None,
         settings["gamma"] = 0.0
     data["agent"] = {"name": learner, learner: settings}
     train_section = data.setdefault("train", {})
-    train_section["progress"] = False
+    train_section.update(progress=False, checkpoint_every=0)
     if steps is not None:
         train_section["total_env_steps"] = steps
-        for key in ("eval_every", "checkpoint_every"):
-            if train_section.get(key):
-                train_section[key] = max(steps // 5, 1)
+        if train_section.get("eval_every"):
+            train_section["eval_every"] = max(steps // 5, 1)
+    if checkpoint == "latest":
+        train_section["eval_every"] = 0
     return load_run_config(data)
 
 
@@ -85,7 +88,7 @@ def run_world(world: str, seeds: list[int], *, steps: int | None, episodes: int,
     for learner in learners:
         returns = []
         for seed in seeds:
-            config = learner_config(world, learner, seed, steps, dqn or {})
+            config = learner_config(world, learner, seed, steps, dqn or {}, checkpoint)
             run = out / world / learner / f"seed{seed}"
             returns.append(learner_return(config, run, checkpoint, episodes))
             print(f"{world} {learner} seed {seed}: return/session {returns[-1]:.3f}",
