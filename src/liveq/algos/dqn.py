@@ -16,7 +16,10 @@ Three switches, each off by default (plain DQN is then unchanged bit for bit):
 is `G + gamma^k (1 - terminated) Q_target(s_{t+k}, a*)` (`liveq.buffers.nstep`);
 `prioritized` draws transitions by |TD error| and weights each one's loss by its
 importance weight (`liveq.buffers.prioritized`), and `update` leaves the new |TD errors|
-in `td_errors` for the loop to write back as priorities.
+in `td_errors` for the loop to write back as priorities. Two more, also off by default:
+`reward_head` splits Q into an immediate-reward part regressed on r (as the myopic twin's
+network is) plus a future part (`liveq.nets.decomposed`); `policy_average` serves a
+moving average of the online weights as the greedy policy (`liveq.nets.averaged`).
 
 Only real terminations cut the bootstrap; truncated episodes still bootstrap. Masked
 candidates (`obs["mask"] == 0`) are never chosen, neither by the policy nor inside the
