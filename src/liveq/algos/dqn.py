@@ -16,7 +16,10 @@ Three switches, each off by default (plain DQN is then unchanged bit for bit):
 is `G + gamma^k (1 - terminated) Q_target(s_{t+k}, a*)` (`liveq.buffers.nstep`);
 `prioritized` draws transitions by |TD error| and weights each one's loss by its
 importance weight (`liveq.buffers.prioritized`), and `update` leaves the new |TD errors|
-in `td_errors` for the loop to write back as priorities.
+in `td_errors` for the loop to write back as priorities. Two more, also off by default:
+`reward_head` splits Q into an immediate-reward part regressed on r (as the myopic twin's
+network is) plus a future part (`liveq.nets.decomposed`); `policy_average` serves a
+moving average of the online weights as the greedy policy (`liveq.nets.averaged`).
 
 Slates (`slate_size > 1`, a `SlateSpace` action): DQN keeps one Q-value per candidate,
 learns it for the slate's top-ranked item (a logged slate stands for its first entry, with
@@ -45,6 +48,9 @@ import torch.nn.functional as F
 
 from liveq.buffers.replay import Priorities, ReplayBatch, ReplaySchedule
 from liveq.core.config import ConfigError, require
+from liveq.core.errors import CheckpointError
+from liveq.nets.averaged import WeightAverage
+from liveq.nets.decomposed import RewardFutureQNetwork
 from liveq.nets.q_networks import load_weights, make_q_network, masked_q, obs_to_tensor
 from liveq.policies.base import Action, GreedyPolicy, Obs, action_mask
 from liveq.policies.explore import EpsilonGreedy, behaviour_epsilon, linear_schedule
@@ -100,6 +106,12 @@ class DQNConfig:
     """Importance-weight exponent at the end of training, reached linearly."""
     priority_eps: float = 1e-6
     """Added to abs(TD error) so no transition's priority is 0."""
+    reward_head: bool = False
+    """Split Q into R + F (`liveq.nets.decomposed`) and regress R on the immediate reward
+    (n-step: the n-step reward sum) beside the TD loss on the sum."""
+    policy_average: float = 0.0
+    """Decay of a moving average of the online weights that the greedy (evaluated, saved
+    and served) policy uses (`liveq.nets.averaged`); 0 = the online weights themselves."""
 
     def validate(self) -> None:
         require(0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma}")
@@ -126,6 +138,8 @@ class DQNConfig:
             require(0.0 <= value <= 1.0, f"{name} must be in [0, 1], got {value}")
         require(self.priority_eps > 0, f"priority_eps must be positive, got "
                 f"{self.priority_eps}")
+        require(0.0 <= self.policy_average < 1.0,
+                f"policy_average must be in [0, 1), got {self.policy_average}")
 
     def replay_schedule(self) -> ReplaySchedule:
         priorities = Priorities(alpha=self.priority_alpha, beta_start=self.priority_beta_start,
@@ -209,12 +223,17 @@ def taken_q(q_values: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
 
 
 def seeded_q_network(obs_space: gym.Space, n_actions: int, hidden_sizes: list[int],
-                     seed: np.random.SeedSequence, dueling: bool = False) -> torch.nn.Module:
-    """The Q-network for these spaces, initialised from `seed` without touching torch's
-    global generator."""
+                     seed: np.random.SeedSequence, dueling: bool = False,
+                     reward_head: bool = False) -> torch.nn.Module:
+    """The Q-network for these spaces (with `reward_head`, a `RewardFutureQNetwork` of
+    two), initialised from `seed` without touching torch's global generator."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed.generate_state(1)[0]))
-        return make_q_network(obs_space, n_actions, hidden_sizes, dueling)
+        net = make_q_network(obs_space, n_actions, hidden_sizes, dueling)
+        if reward_head:
+            net = RewardFutureQNetwork(net, make_q_network(obs_space, n_actions, hidden_sizes,
+                                                           dueling))
+        return net
 
 
 def gradient_step(optimizer: torch.optim.Optimizer, params: Any, loss: torch.Tensor,
@@ -283,12 +302,16 @@ class DQNAgent:
         seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
         init_seq, act_seq = seq.spawn(2)
         self.q_net = seeded_q_network(obs_space, self.n_actions, config.hidden_sizes, init_seq,
-                                      config.dueling)
+                                      config.dueling, config.reward_head)
         self.target_net = copy.deepcopy(self.q_net).requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=config.lr)
         self.rng = np.random.default_rng(act_seq)
-        self.greedy = GreedyQPolicy(self.q_net, self.n_actions, self.slate_size)
-        self.behaviour = EpsilonGreedy(self.greedy, config.epsilon_start, self.rng)
+        online = GreedyQPolicy(self.q_net, self.n_actions, self.slate_size)
+        self.average = (WeightAverage(self.q_net, config.policy_average)
+                        if config.policy_average > 0 else None)
+        self.greedy = online if self.average is None else GreedyQPolicy(
+            self.average.module, self.n_actions, self.slate_size)
+        self.behaviour = EpsilonGreedy(online, config.epsilon_start, self.rng)
         self.updates = 0  # gradient steps taken
         self.td_errors = np.zeros(0, np.float32)  # (batch,) |TD error| of the last update
 
@@ -323,6 +346,8 @@ class DQNAgent:
         gradient_step(self.optimizer, self.q_net.parameters(), loss, self.config.max_grad_norm)
         self.updates += 1
         self._update_target()
+        if self.average is not None:
+            self.average.update(self.q_net)
         return stats
 
     def loss(self, q_values: torch.Tensor, b: QBatch) -> tuple[torch.Tensor, dict[str, float]]:
@@ -335,10 +360,14 @@ class DQNAgent:
         q_taken = taken_q(q_values, b.actions)  # (batch,)
         self.td_errors = (q_taken.detach() - target).abs().numpy()
         criterion = F.smooth_l1_loss if c.huber else F.mse_loss
-        if b.weights is None:
+        if b.weights is None and not c.reward_head:
             loss = criterion(q_taken, target)
         else:  # importance-weighted: each transition's loss times its weight
-            loss = (b.weights * criterion(q_taken, target, reduction="none")).mean()
+            losses = criterion(q_taken, target, reduction="none")
+            if c.reward_head:  # R regressed on the immediate reward, as the myopic twin's
+                losses = losses + criterion(taken_q(self.q_net.reward(b.obs), b.actions),
+                                            b.rewards, reduction="none")
+            loss = losses.mean() if b.weights is None else (b.weights * losses).mean()
         return loss, {"loss": loss.item(), "q_mean": q_taken.mean().item()}
 
     def _check_batch(self, batch: ReplayBatch) -> None:
@@ -372,6 +401,7 @@ class DQNAgent:
             "updates": self.updates,
             "epsilon": self.epsilon,
             "rng": self.rng.bit_generator.state,
+            **({} if self.average is None else {"average": self.average.module.state_dict()}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -382,3 +412,8 @@ class DQNAgent:
         self.updates = int(state["updates"])
         self.epsilon = float(state["epsilon"])
         self.rng.bit_generator.state = state["rng"]
+        if self.average is not None:
+            if "average" not in state:
+                raise CheckpointError("the checkpoint has no averaged weights "
+                                      "(trained with policy_average = 0)")
+            load_weights(self.average.module, state["average"], "average")

@@ -1,0 +1,156 @@
+"""DQN against its myopic twin, the one-step oracle and popular-now on a family of worlds.
+
+For each world of `liveq.experiments.world_family`, DQN and its myopic twin (the same
+config with gamma 0) train with each of several seeds on the world's run config; each
+run's policy (`--checkpoint`: `best` is chosen by the run's own evaluations, whose
+sessions are disjoint from the report's; `latest` is the final one) then plays the same
+seeded sessions as the baselines (common random numbers). A learner's entry is the mean
+over seeds of the return per session with a 95% Student-t interval over seeds; a
+baseline's is its mean with the interval over sessions.
+
+    python -m liveq.experiments.robustness --worlds default,clicks_only --seeds 0,1,2,3,4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from liveq.core.config import ConfigError
+from liveq.core.stats import mean_ci
+from liveq.eval.online import evaluate, make_online_evaluator
+from liveq.experiments.world_family import WORLDS, world_config
+from liveq.policies.baselines import make_baseline
+from liveq.sim.vector import make_vec_env
+from liveq.train.config import RunConfig, load_run_config
+from liveq.train.loop import train
+from liveq.train.restore import load_run_agent
+
+LEARNERS = ("dqn", "myopic")
+BASELINES = ("oracle", "popular")
+EVAL_SEED = 12345
+EVAL_ENVS = 64
+
+
+def learner_config(world: str, learner: str, seed: int, steps: int | None,
+                   dqn: dict[str, Any], checkpoint: str = "best") -> RunConfig:
+    """The run config of one learner and seed on `world`, with `dqn` overrides on the
+    shared DQN settings (the myopic twin gets them too, with gamma pinned to 0). Only the
+    finished run saves `latest` (so a folder holding it is a finished run); for
+    `checkpoint="latest"` the run skips its evaluations, which only choose `best`."""
+    data = world_config(world)
+    data["seed"] = seed
+    settings = {**data.get("agent", {}).get("dqn", {}), **dqn}
+    if learner == "myopic":
+        settings["gamma"] = 0.0
+    data["agent"] = {"name": learner, learner: settings}
+    train_section = data.setdefault("train", {})
+    train_section.update(progress=False, checkpoint_every=0)
+    if steps is not None:
+        train_section["total_env_steps"] = steps
+        if train_section.get("eval_every"):
+            train_section["eval_every"] = max(steps // 5, 1)
+    if checkpoint == "latest":
+        train_section["eval_every"] = 0
+    return load_run_config(data)
+
+
+def learner_return(config: RunConfig, run: Path, checkpoint: str, episodes: int) -> float:
+    """Mean return per session of the run's `checkpoint` policy on the shared sessions;
+    trains the run first unless its folder already holds a finished one."""
+    if not (run / "checkpoints" / "latest.pt").exists():
+        train(config, run, evaluate=make_online_evaluator(config.env.id, config.env.kwargs,
+                                                          EVAL_ENVS))
+    env = make_vec_env(config.env.id, min(EVAL_ENVS, episodes), config.env.kwargs)
+    policy = load_run_agent(run, checkpoint, config, env).greedy_policy()
+    return evaluate(lambda _: policy, env, episodes, EVAL_SEED)["return"]["mean"]
+
+
+def baseline_entry(world: str, name: str, episodes: int) -> dict[str, Any]:
+    config = load_run_config(world_config(world))
+    env = make_vec_env(config.env.id, min(EVAL_ENVS, episodes), config.env.kwargs)
+    r = evaluate(lambda e: make_baseline(name, e, EVAL_SEED), env, episodes,
+                 EVAL_SEED)["return"]
+    return {"returns": [], "mean": r["mean"], "ci_low": r["ci_low"], "ci_high": r["ci_high"]}
+
+
+def run_world(world: str, seeds: list[int], *, steps: int | None, episodes: int, out: Path,
+              checkpoint: str = "best", dqn: dict[str, Any] | None = None,
+              learners: tuple[str, ...] = LEARNERS) -> dict[str, Any]:
+    """{agent: {"returns": per seed (learners), "mean", "ci_low", "ci_high"}}; finished
+    runs in `out/<world>/<learner>/seed<k>` are reused."""
+    results: dict[str, Any] = {}
+    for learner in learners:
+        returns = []
+        for seed in seeds:
+            config = learner_config(world, learner, seed, steps, dqn or {}, checkpoint)
+            run = out / world / learner / f"seed{seed}"
+            returns.append(learner_return(config, run, checkpoint, episodes))
+            print(f"{world} {learner} seed {seed}: return/session {returns[-1]:.3f}",
+                  flush=True)
+        mean, low, high = mean_ci(returns)
+        results[learner] = {"returns": returns, "mean": mean, "ci_low": low, "ci_high": high}
+    for name in BASELINES:
+        results[name] = baseline_entry(world, name, episodes)
+    return results
+
+
+def _cell(r: dict[str, Any]) -> str:
+    return f"{r['mean']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
+
+
+def table(results: dict[str, dict[str, Any]]) -> str:
+    """Markdown table: one row per world, learners with per-seed values."""
+    head = ["world", *LEARNERS, *BASELINES, "dqn per seed", "myopic per seed"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for world, r in results.items():
+        empty = {"returns": [], "mean": float("nan"), "ci_low": float("nan"),
+                 "ci_high": float("nan")}
+        cells = [world, *(_cell(r.get(a, empty)) for a in (*LEARNERS, *BASELINES))]
+        cells += [", ".join(f"{x:.2f}" for x in r.get(a, empty)["returns"]) for a in LEARNERS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """`key=value` pairs (values parsed as YAML) for the DQN settings."""
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--dqn expects key=value, got {item!r}")
+        overrides[key] = yaml.safe_load(value)
+    return overrides
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--worlds", default=",".join(WORLDS), help=f"from {', '.join(WORLDS)}")
+    p.add_argument("--seeds", default="0,1,2,3,4")
+    p.add_argument("--steps", type=int, help="override train.total_env_steps")
+    p.add_argument("--episodes", type=int, default=1_000)
+    p.add_argument("--checkpoint", choices=("best", "latest"), default="best")
+    p.add_argument("--dqn", nargs="*", default=[], help="DQN setting overrides key=value")
+    p.add_argument("--learners", default=",".join(LEARNERS), help="dqn, myopic or both")
+    p.add_argument("--out", default="runs/robustness")
+    p.add_argument("--json")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    dqn = parse_overrides(args.dqn)
+    results = {w: run_world(w, seeds, steps=args.steps, episodes=args.episodes,
+                            out=Path(args.out), checkpoint=args.checkpoint, dqn=dqn,
+                            learners=tuple(args.learners.split(",")))
+               for w in args.worlds.split(",")}
+    print(table(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""A Q-network split into an immediate-reward part and a future-value part.
+
+    Q(s, a) = R(s, a) + F(s, a)
+
+`R` and `F` are two networks of the same shape (`liveq.nets.q_networks`). The learner
+fits the sum to its TD target as usual and, beside that, regresses `R` on the immediate
+reward, exactly as the myopic twin (gamma 0) regresses its whole network. `F` is then left
+to carry only what comes after this step. On a world where later rewards hardly depend on
+today's choice, the TD target's noise lands in `F` and the ranking by `R` (as good as the
+myopic twin's) survives; where they do depend, `F` adds it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class RewardFutureQNetwork(nn.Module):
+    """`reward(obs) + future(obs)`; both map a batch of observations to (batch, n_actions)."""
+
+    def __init__(self, reward: nn.Module, future: nn.Module):
+        super().__init__()
+        self.reward = reward
+        self.future = future
+
+    def forward(self, obs: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.reward(obs) + self.future(obs)

@@ -1,0 +1,55 @@
+"""The world family and the robustness runner, on a tiny budget."""
+
+import pytest
+
+from liveq.core.config import ConfigError
+from liveq.experiments import robustness
+from liveq.experiments.world_family import WORLDS, world_config
+from liveq.sim.config import LiveStreamConfig
+from liveq.train.config import load_run_config
+
+
+def test_every_world_is_a_valid_run_config_that_differs_from_the_default():
+    default = load_run_config(world_config("default")).env.kwargs
+    for name in WORLDS:
+        config = load_run_config(world_config(name))
+        LiveStreamConfig(**{k: v for k, v in config.env.kwargs.items() if k != "rewards"})
+        if name != "default":
+            assert config.env.kwargs != default, name
+    clicks = world_config("clicks_only")["env"]["kwargs"]
+    assert clicks["rewards"]["click"] == 1.0 and clicks["rewards"]["watch_minute"] == 0.0
+    assert clicks["fatigue_weight"] == 0.0 and clicks["clickbait_share"] == 0.0
+
+
+def test_unknown_world_and_bad_override_are_refused():
+    with pytest.raises(ConfigError, match="unknown world 'moon'"):
+        world_config("moon")
+    with pytest.raises(ConfigError, match="--dqn expects key=value"):
+        robustness.parse_overrides(["gamma"])
+    assert robustness.parse_overrides(["gamma=0.5", "reward_head=true"]) == {
+        "gamma": 0.5, "reward_head": True}
+
+
+def test_myopic_twin_shares_the_overrides_with_gamma_pinned():
+    dqn = robustness.learner_config("watch_only", "dqn", 3, 1024, {"policy_average": 0.9})
+    twin = robustness.learner_config("watch_only", "myopic", 3, 1024, {"policy_average": 0.9})
+    assert dqn.agent.settings.gamma == 0.9 and twin.agent.settings.gamma == 0.0
+    assert twin.agent.settings.policy_average == 0.9 and twin.seed == 3
+    assert dqn.train.total_env_steps == 1024 and dqn.train.eval_every == 204
+
+
+def test_runner_table_on_a_tiny_budget(tmp_path):
+    dqn = {"learning_starts": 128, "gradient_steps": 1, "policy_average": 0.5,
+           "reward_head": True}
+    results = {"clicks_only": robustness.run_world(
+        "clicks_only", [0, 1], steps=256, episodes=64, out=tmp_path, checkpoint="latest",
+        dqn=dqn)}
+    r = results["clicks_only"]
+    assert len(r["dqn"]["returns"]) == 2 and len(r["myopic"]["returns"]) == 2
+    for name in ("dqn", "myopic", "oracle", "popular"):
+        assert r[name]["ci_low"] <= r[name]["mean"] <= r[name]["ci_high"]
+    assert r["oracle"]["mean"] > 0
+    table = robustness.table(results)
+    assert table.splitlines()[0].startswith("| world | dqn | myopic | oracle | popular")
+    assert table.splitlines()[2].startswith("| clicks_only |")
+    assert (tmp_path / "clicks_only" / "dqn" / "seed1" / "checkpoints" / "latest.pt").exists()
