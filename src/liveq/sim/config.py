@@ -127,8 +127,10 @@ class ContentConfig:
     mode: Literal["off", "text"] = "off"
     """off: no text; text: streamers get titles and tags (`liveq.sim.content`) and each
     candidate row gains `dim` content columns (their sentence embedding, reduced)."""
-    dim: int = 8
-    """Content columns per candidate: principal axes kept of the sentence embeddings."""
+    dim: int = 32
+    """Content columns per candidate: principal axes kept of the sentence embeddings (the
+    first few carry mostly the category, which topic match already shows; 32 keep most of
+    what the text says of quality and clickbait)."""
     noise: float = 0.2
     """Chance that each topic phrase of a streamer's text is a random category's."""
     cue: float = 0.6
