@@ -17,8 +17,11 @@ def test_cold_start_tiny_budget(tmp_path, monkeypatch):
     monkeypatch.setenv("LIVEQ_CACHE_DIR", str(tmp_path / "cache"))
     results = cold_start.run_cold_start("livestream_small", "myopic", [0, 1], steps=400,
                                         eval_steps=30, eval_envs=8, out=tmp_path / "runs")
-    assert list(results) == list(cold_start.ARMS)
-    for arm in results.values():
+    assert list(results) == [*cold_start.ARMS, "lift (paired)"]
+    lift = results["lift (paired)"]["return"]["per_seed"]
+    np.testing.assert_allclose(lift, np.subtract(results["+ content"]["return"]["per_seed"],
+                                                 results["stats only"]["return"]["per_seed"]))
+    for arm in (results[a] for a in cold_start.ARMS):
         for metric in cold_start.METRICS:
             entry = arm[metric]
             assert len(entry["per_seed"]) == 2 and all(map(math.isfinite, entry["per_seed"]))
@@ -26,7 +29,7 @@ def test_cold_start_tiny_budget(tmp_path, monkeypatch):
         assert min(arm["newcomer_impressions"]["per_seed"]) > 0
         assert 0 <= arm["newcomer_ctr"]["mean"] <= 1
     table = cold_start.table(results)
-    assert table.count("\n") == 3 and "+ content" in table
+    assert table.count("\n") == 4 and "+ content" in table and "lift" in table
     widths = {}
     for arm, mode in cold_start.ARMS.items():
         config = cold_start.arm_config(load_yaml("livestream_small"), mode, "myopic", 0, 400)

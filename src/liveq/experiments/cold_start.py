@@ -13,7 +13,9 @@ world replaces offline streamers 2.5 times as fast as the demo world
 (`new_streamer_rate: 0.005`) so that newcomers are common enough to measure. Each arm's
 FINAL greedy policy then plays the same seeded sessions; the table gives, per arm, the
 mean over training seeds with a 95% Student-t interval of newcomer CTR (clicks per
-newcomer impression), watch minutes per newcomer impression, and return per session.
+newcomer impression), watch minutes per newcomer impression and return per session, and
+the same of the per-seed differences (the arms of one seed share the world and the
+learner's seed, so they pair).
 
     python -m liveq.experiments.cold_start --seeds 0,1,2 --steps 30000
 """
@@ -87,7 +89,9 @@ def play(policy: Any, env: LiveStreamVectorEnv, steps: int) -> dict[str, float]:
 
 def run_cold_start(config: str, agent: str, seeds: list[int], steps: int, eval_steps: int,
                    eval_envs: int, out: Path) -> dict[str, dict[str, Any]]:
-    """{arm: {metric: {"per_seed", "mean", "ci_low", "ci_high"}}}; runs reused from `out`."""
+    """{arm: {metric: {"per_seed", "mean", "ci_low", "ci_high"}}}, and the same of the
+    per-seed differences `+ content` minus `stats only` (seeds pair: same world, same
+    learner seed); runs reused from `out`."""
     base = load_yaml(config)
     results: dict[str, dict[str, Any]] = {}
     for arm, mode in ARMS.items():
@@ -104,9 +108,18 @@ def run_cold_start(config: str, agent: str, seeds: list[int], steps: int, eval_s
             env.close()
             print(f"{arm} seed {seed}: " + ", ".join(f"{m} {per_seed[m][-1]:.3f}"
                                                      for m in METRICS), flush=True)
-        results[arm] = {m: dict(zip(("mean", "ci_low", "ci_high"), mean_ci(v),
-                                    strict=True), per_seed=v) for m, v in per_seed.items()}
+        results[arm] = summary(per_seed)
+    stats, content = (results[arm] for arm in ARMS)
+    results["lift (paired)"] = summary({m: list(np.subtract(content[m]["per_seed"],
+                                                            stats[m]["per_seed"]))
+                                        for m in METRICS})
     return results
+
+
+def summary(per_seed: dict[str, list[float]]) -> dict[str, dict[str, Any]]:
+    """{metric: {"per_seed", "mean", "ci_low", "ci_high"}} with 95% Student-t intervals."""
+    return {m: dict(zip(("mean", "ci_low", "ci_high"), mean_ci(v), strict=True),
+                    per_seed=[float(x) for x in v]) for m, v in per_seed.items()}
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
