@@ -16,7 +16,7 @@ from liveq.train.restore import load_run_agent
 def test_cold_start_tiny_budget(tmp_path, monkeypatch):
     monkeypatch.setenv("LIVEQ_CACHE_DIR", str(tmp_path / "cache"))
     results = cold_start.run_cold_start("livestream_small", "myopic", [0, 1], steps=400,
-                                        eval_steps=30, eval_envs=8, out=tmp_path / "runs")
+                                        eval_steps=100, eval_envs=8, out=tmp_path / "runs")
     assert list(results) == [*cold_start.ARMS, "lift (paired)"]
     lift = results["lift (paired)"]["return"]["per_seed"]
     np.testing.assert_allclose(lift, np.subtract(results["+ content"]["return"]["per_seed"],
