@@ -57,7 +57,9 @@ def load_model():
     """The SentenceTransformer on CPU, from local files with the hub offline."""
     os.environ.update(OFFLINE_ENV)
     from sentence_transformers import SentenceTransformer  # heavy: only when embedding
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar in experiment output
     return SentenceTransformer(str(model_dir()), device="cpu", local_files_only=True)
 
 

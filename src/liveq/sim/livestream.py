@@ -104,7 +104,8 @@ class LiveStreamEnv(gym.Env):
     * `candidates` `Box(float32, (n_candidates, 11))`: per candidate, topic match with the
       profile, overlap with recent topics, followed, watching now, log minutes watched
       before, log viewers, estimated CTR, estimated watch share, log impressions
-      (confidence), hours live, new streamer.
+      (confidence), hours live, new streamer; with `content.mode: text`, `content.dim`
+      more: the streamer's title and tags embedded (`liveq.features.content`).
     * `mask` `MultiBinary(n_candidates)`: 1 where a live streamer fills the slot.
 
     ## Rewards
