@@ -25,9 +25,15 @@ from liveq.sim.livestream import LiveStreamVectorEnv
 SMALL = {"n_streamers": 200, "n_candidates": 8, "followed_slots": 2, "trending_slots": 2}
 
 
+@pytest.fixture(scope="session")
+def cache_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("content_cache")
+
+
 @pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    """Refuse every socket connection and set the Hugging Face offline switches."""
+def no_network(monkeypatch, cache_root):
+    """Refuse every socket connection, set the Hugging Face offline switches, and keep the
+    unpacked model in this session's folder, not the home cache."""
     def refuse(*args, **kwargs):
         raise OSError("network access attempted in a content test")
 
@@ -35,12 +41,13 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", refuse)
     for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         monkeypatch.setenv(key, "1")
+    monkeypatch.setenv("LIVEQ_CACHE_DIR", str(cache_root))
 
 
 @pytest.fixture(scope="session")
-def content(tmp_path_factory) -> dict:
-    """Content-on env kwargs with a cache folder of this test session."""
-    return {"mode": "text", "cache_dir": str(tmp_path_factory.mktemp("content_cache"))}
+def content(cache_root) -> dict:
+    """Content-on env kwargs with the cache folder of this test session."""
+    return {"mode": "text", "cache_dir": str(cache_root)}
 
 
 def world(content: dict, seed: int, n: int = 4, **extra) -> LiveStreamVectorEnv:

