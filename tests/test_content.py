@@ -69,6 +69,20 @@ def test_texts_are_deterministic_per_seed(content):
     assert (a.core.streamers.born_tick > 0).any(), "no newcomer arrived to compare"
 
 
+def test_exact_resume_keeps_the_texts_of_later_newcomers(content):
+    a = world(content, 8)
+    for _ in range(20):
+        a.step(np.argmax(a.core.mask, axis=1))
+    b = LiveStreamVectorEnv(4, content=content, **SMALL)
+    b.set_state(a.get_state())
+    for env in (a, b):
+        for _ in range(60):
+            env.step(np.argmax(env.core.mask, axis=1))
+    assert (a.core.streamers.born_tick > 20).any(), "no newcomer arrived after the resume"
+    np.testing.assert_array_equal(a.core.streamers.content_ids, b.core.streamers.content_ids)
+    np.testing.assert_array_equal(a.core.streamers.content, b.core.streamers.content)
+
+
 def test_content_leaves_the_world_unchanged(content):
     """Texts come from a seed of their own: the same world plays with content on or off."""
     on, off = LiveStreamVectorEnv(4, content=content, **SMALL), LiveStreamVectorEnv(4, **SMALL)
