@@ -8,6 +8,7 @@ meaning and scale, `viewer` for the viewer vector and `streamer` for the candida
 from liveq.features.schema import (
     CANDIDATE_FEATURES,
     CANDIDATE_SCHEMA,
+    CONTENT_BLOCK,
     PAIR_FEATURES,
     PAIR_SCHEMA,
     STREAMER_SCHEMA,
@@ -16,6 +17,8 @@ from liveq.features.schema import (
     VIEWER_FEATURES,
     VIEWER_SCHEMA,
     Feature,
+    candidate_column_names,
+    candidate_width,
     viewer_column_names,
     viewer_width,
 )
@@ -40,10 +43,11 @@ from liveq.features.viewer import (
 )
 
 __all__ = [
-    "CANDIDATE_FEATURES", "CANDIDATE_SCHEMA", "PAIR_FEATURES", "PAIR_SCHEMA",
+    "CANDIDATE_FEATURES", "CANDIDATE_SCHEMA", "CONTENT_BLOCK", "PAIR_FEATURES", "PAIR_SCHEMA",
     "STREAMER_SCHEMA", "STREAMER_STATS", "TOPIC_BLOCKS", "VIEWER_FEATURES", "VIEWER_SCHEMA",
     "Engagement", "Feature", "StreamerRecord", "ViewerRecord", "add_engagement", "add_follow",
-    "add_history", "candidate_features", "count_engagement", "is_followed", "minutes_watched",
+    "add_history", "candidate_column_names", "candidate_features", "candidate_width",
+    "count_engagement", "is_followed", "minutes_watched",
     "pair_features", "record_watches", "streamer_stats", "streamer_tables",
     "viewer_column_names", "viewer_features", "viewer_width",
 ]

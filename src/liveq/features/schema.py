@@ -93,10 +93,24 @@ CANDIDATE_SCHEMA = (
     *PAIR_SCHEMA,
     *STREAMER_SCHEMA,
 )
+CONTENT_BLOCK = Feature(
+    "content", "title and tags: their mean sentence embedding projected on `dim` fixed "
+    "principal axes (`liveq.features.content`); only with content on, after the stats",
+    "projection of a centred unit vector, each column in [-2, 2]")
 VIEWER_FEATURES = tuple(f.name for f in VIEWER_SCHEMA)
 PAIR_FEATURES = tuple(f.name for f in PAIR_SCHEMA)
 STREAMER_STATS = tuple(f.name for f in STREAMER_SCHEMA)
 CANDIDATE_FEATURES = tuple(f.name for f in CANDIDATE_SCHEMA)
+
+
+def candidate_width(content_dim: int = 0) -> int:
+    """Columns of a candidate row: `CANDIDATE_FEATURES`, then `content_dim` content ones."""
+    return len(CANDIDATE_SCHEMA) + content_dim
+
+
+def candidate_column_names(content_dim: int = 0) -> tuple[str, ...]:
+    """Every candidate column's name, `CANDIDATE_FEATURES` then `content[0]` ..."""
+    return CANDIDATE_FEATURES + tuple(f"{CONTENT_BLOCK.name}[{i}]" for i in range(content_dim))
 
 
 def viewer_width(topic_dim: int) -> int:

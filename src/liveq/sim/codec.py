@@ -35,7 +35,8 @@ class LiveStreamCodec:
         }
         # Ticks a transition can outlive in the buffer, plus its next observation.
         self.ring_size = -(-capacity // core.n) + 2
-        rows, n_stats = cfg.n_streamers + 1, len(STREAMER_STATS)
+        rows = cfg.n_streamers + 1
+        n_stats = len(STREAMER_STATS) + cfg.content.n_columns()  # content rides with stats
         ring_bytes = self.ring_size * rows * (cfg.topic_dim + n_stats) * 4
         check_memory(cfg, core.n, ring_bytes, f"a replay ring of {self.ring_size:,} streamer "
                      f"tables (replay capacity {capacity:,})")

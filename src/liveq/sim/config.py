@@ -121,6 +121,44 @@ class ViewerTraits:
 
 
 @dataclass(kw_only=True)
+class ContentConfig:
+    """Titles and tags of streamers and the content features built from them (cold start)."""
+
+    mode: Literal["off", "text"] = "off"
+    """off: no text; text: streamers get titles and tags (`liveq.sim.content`) and each
+    candidate row gains `dim` content columns (their sentence embedding, reduced)."""
+    dim: int = 32
+    """Content columns per candidate: principal axes kept of the sentence embeddings (the
+    first few carry mostly the category, which topic match already shows; 32 keep most of
+    what the text says of quality and clickbait)."""
+    noise: float = 0.2
+    """Chance that each topic phrase of a streamer's text is a random category's."""
+    cue: float = 0.6
+    """Chance that the text hints at the hidden traits: a clickbait title, a quality tag."""
+    cache_dir: str = ""
+    """Folder of the cached phrase embeddings; empty means $LIVEQ_CACHE_DIR or
+    ~/.cache/liveq."""
+    encoder: str = "liveq.content.minilm:embed_texts"
+    """`module:function` embedding a list of texts into rows, called only when the cache
+    misses (an entry point, so the simulator itself never imports the model)."""
+
+    def n_columns(self) -> int:
+        """Content columns each candidate row gains: `dim` with text on, else 0."""
+        return self.dim if self.mode == "text" else 0
+
+    def validate(self) -> None:
+        require_finite(self)
+        require(self.mode in ("off", "text"),
+                f"mode must be 'off' or 'text', got {self.mode!r}")
+        require(self.dim >= 1, f"dim must be at least 1, got {self.dim}")
+        for name in ("noise", "cue"):
+            value = getattr(self, name)
+            require(0.0 <= value <= 1.0, f"{name} must be in [0, 1], got {value}")
+        require(":" in self.encoder, f"encoder must be 'module:function', got "
+                f"{self.encoder!r}")
+
+
+@dataclass(kw_only=True)
 class LiveStreamConfig:
     """Everything the LiveStream simulator needs; the defaults are the demo world."""
 
@@ -240,13 +278,15 @@ class LiveStreamConfig:
     """How viewers are drawn and what returning viewers bring (see ViewerTraits)."""
     rewards: RewardWeights = field(default_factory=RewardWeights)
     """Reward weights (see RewardWeights)."""
+    content: ContentConfig = field(default_factory=ContentConfig)
+    """Streamer titles and tags, and content features (see ContentConfig)."""
     sim_threads: int = 4
     """Threads that build observations and candidate tables for large batches (capped at
     the machine's cores; results do not depend on it)."""
 
     def validate(self) -> None:
         require_finite(self)
-        for name in ("streamer_traits", "viewer_traits"):
+        for name in ("streamer_traits", "viewer_traits", "content"):
             try:
                 getattr(self, name).validate()
             except ConfigError as exc:

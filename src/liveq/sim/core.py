@@ -19,7 +19,7 @@ import numpy as np
 
 from liveq.core.errors import ConfigError, InvalidActionError
 from liveq.core.units import MINUTES_PER_DAY
-from liveq.features.schema import CANDIDATE_FEATURES, NEW_STREAMER_MINUTES
+from liveq.features.schema import NEW_STREAMER_MINUTES, candidate_width
 from liveq.features.streamer import candidate_features, count_engagement, pair_features
 from liveq.features.viewer import is_followed, viewer_features
 from liveq.sim import response
@@ -269,7 +269,8 @@ class LiveStreamCore:
                                  max_session_steps=cfg.max_session_steps,
                                  max_follows=cfg.max_follows)
         table_rows = np.where(self.mask, self.cand_ids, cfg.n_streamers)
-        cands = np.empty((self.n, cfg.n_candidates, len(CANDIDATE_FEATURES)), np.float32)
+        width = candidate_width(cfg.content.n_columns())
+        cands = np.empty((self.n, cfg.n_candidates, width), np.float32)
 
         def fill(rows: slice) -> None:
             candidate_features(np.take(self.topics, table_rows[rows], axis=0),

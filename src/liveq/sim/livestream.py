@@ -16,7 +16,7 @@ from gymnasium.vector.utils import batch_space
 
 from liveq.core.config import from_dict, to_dict
 from liveq.core.errors import InvalidActionError
-from liveq.features.schema import CANDIDATE_FEATURES, viewer_width
+from liveq.features.schema import candidate_width, viewer_width
 from liveq.sim.config import LiveStreamConfig
 from liveq.sim.core import LiveStreamCore
 
@@ -67,7 +67,8 @@ def spaces_for(cfg: LiveStreamConfig) -> tuple[spaces.Dict, spaces.Space]:
     k, bound = cfg.n_candidates, max(FEATURE_BOUND, 2.0 / (1.0 - cfg.fatigue_decay + 1e-6))
     obs = spaces.Dict({
         "viewer": spaces.Box(-bound, bound, (viewer_width(cfg.topic_dim),), np.float32),
-        "candidates": spaces.Box(-bound, bound, (k, len(CANDIDATE_FEATURES)), np.float32),
+        "candidates": spaces.Box(-bound, bound, (k, candidate_width(cfg.content.n_columns())),
+                                 np.float32),
         "mask": spaces.MultiBinary(k),
     })
     act = spaces.Discrete(k) if cfg.slate_size == 1 else SlateSpace(k, cfg.slate_size)
@@ -103,7 +104,8 @@ class LiveStreamEnv(gym.Env):
     * `candidates` `Box(float32, (n_candidates, 11))`: per candidate, topic match with the
       profile, overlap with recent topics, followed, watching now, log minutes watched
       before, log viewers, estimated CTR, estimated watch share, log impressions
-      (confidence), hours live, new streamer.
+      (confidence), hours live, new streamer; with `content.mode: text`, `content.dim`
+      more: the streamer's title and tags embedded (`liveq.features.content`).
     * `mask` `MultiBinary(n_candidates)`: 1 where a live streamer fills the slot.
 
     ## Rewards

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from liveq.core.errors import ConfigError
 from liveq.core.memory import GIB, available_bytes
-from liveq.features.schema import CANDIDATE_FEATURES, STREAMER_STATS, viewer_width
+from liveq.features.schema import STREAMER_STATS, candidate_width, viewer_width
 from liveq.sim.config import LiveStreamConfig
 
 
 def streamer_bytes(cfg: LiveStreamConfig) -> int:
     """Bytes per streamer slot: hidden traits and logged state (82 + 4 topic_dim), plus
     the float32 topic and statistics rows of the feature tables."""
-    return 82 + 4 * cfg.topic_dim + 4 * (cfg.topic_dim + len(STREAMER_STATS))
+    content = 8 * cfg.content.n_columns()  # the slot's content row and its table copy
+    return 82 + 4 * cfg.topic_dim + 4 * (cfg.topic_dim + len(STREAMER_STATS)) + content
 
 
 def session_bytes(cfg: LiveStreamConfig) -> int:
@@ -26,7 +27,7 @@ def session_bytes(cfg: LiveStreamConfig) -> int:
     vector env's observation-space bounds (low and high, one row per session each)."""
     d, k = cfg.topic_dim, cfg.n_candidates
     state = 12 * d + 4 * cfg.max_follows + 8 * cfg.history_slots + 53
-    observation = 4 * viewer_width(d) + 4 * k * len(CANDIDATE_FEATURES) + k
+    observation = 4 * viewer_width(d) + 4 * k * candidate_width(cfg.content.n_columns()) + k
     gathered = 4 * k * (d + len(STREAMER_STATS) + 3)  # streamer rows and pair facts
     return state + 4 * k + 3 * observation + gathered
 

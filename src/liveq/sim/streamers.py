@@ -15,6 +15,7 @@ from liveq.core.numerics import sigmoid
 from liveq.core.units import MINUTES_PER_DAY
 from liveq.features.streamer import Engagement, StreamerRecord, add_engagement, streamer_tables
 from liveq.sim.config import LiveStreamConfig
+from liveq.sim.content import CONTENT_SLOTS, content_model, draw_content, render
 from liveq.sim.response import watch_fraction
 
 
@@ -59,7 +60,18 @@ class Streamers:
         self.live = np.zeros(n, dtype=bool)
         self.minutes_live = np.zeros(n, dtype=np.int64)
         self.viewers = np.zeros(n, dtype=np.float32)
+        if cfg.content.mode == "text":
+            self._init_content(rng)
         self.spawn(np.arange(n), rng, tick=BORN_LONG_AGO)
+
+    def _init_content(self, rng: np.random.Generator) -> None:
+        """Text state: phrase ids and content columns per slot, and the seed their draws
+        come from (the world's seed, so the world's own random stream is left untouched)."""
+        n, seed_seq = self.cfg.n_streamers, getattr(rng.bit_generator, "seed_seq", None)
+        entropy = seed_seq.entropy if isinstance(seed_seq, np.random.SeedSequence) else 0
+        self.content_seed = np.array(int(entropy) % 2**63, dtype=np.int64)
+        self.content_ids = np.zeros((n, CONTENT_SLOTS), dtype=np.int64)
+        self.content = np.zeros((n, self.cfg.content.dim), dtype=np.float32)
 
     def spawn(self, slots: np.ndarray, rng: np.random.Generator, tick: int) -> None:
         """Fill `slots` with brand-new streamers (no history)."""
@@ -86,6 +98,16 @@ class Streamers:
         self.live_today[slots] = rng.random(m) < cfg.live_day_prob
         for stat in (self.impressions, self.clicks, self.watch_sum):
             stat[slots] = 0.0
+        if cfg.content.mode == "text":
+            self._write_content(slots, bait, tick)
+
+    def _write_content(self, slots: np.ndarray, bait: np.ndarray, tick: int) -> None:
+        """Titles and tags of the new streamers in `slots`, and their content columns."""
+        text_rng = np.random.default_rng([int(self.content_seed), tick - BORN_LONG_AGO])
+        ids = draw_content(self.topic[slots], self.quality[slots], bait, self.cfg.content,
+                           text_rng)
+        self.content_ids[slots] = ids
+        self.content[slots] = content_model(self.cfg.content).columns(ids)
 
     def new_day(self, rng: np.random.Generator) -> None:
         self.live_today = rng.random(self.cfg.n_streamers) < self.cfg.live_day_prob
@@ -140,11 +162,22 @@ class Streamers:
                               self.clicks, self.watch_sum, age)
 
     def feature_tables(self, tick: int) -> tuple[np.ndarray, np.ndarray]:
-        """Topics `(n_streamers + 1, topic_dim)` and STREAMER_STATS `(n_streamers + 1, 6)`.
+        """Topics `(n_streamers + 1, topic_dim)` and STREAMER_STATS `(n_streamers + 1, 6)`,
+        followed by `content.dim` content columns when content is on.
 
         float32; the extra last row is all zeros and describes an empty candidate slot.
         """
-        return streamer_tables(self.record(tick), prior_strength=self.cfg.cold_start_prior)
+        topics, stats = streamer_tables(self.record(tick),
+                                        prior_strength=self.cfg.cold_start_prior)
+        if self.cfg.content.mode == "off":
+            return topics, stats
+        content = np.zeros((len(stats), self.cfg.content.dim), np.float32)
+        content[:-1] = self.content
+        return topics, np.concatenate([stats, content], axis=1)
+
+    def text(self, slot: int) -> tuple[str, tuple[str, ...]]:
+        """The title and tags of the streamer in `slot` (content mode text)."""
+        return render(self.content_ids[slot])
 
     def state(self) -> dict[str, np.ndarray]:
         return array_state(self)
