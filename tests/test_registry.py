@@ -73,8 +73,8 @@ def test_frozen_greedy_policy_ignores_later_updates(name):
 
 
 def test_registry_entries():
-    assert list(ALGORITHMS) == ["dqn", "myopic", "cql", "bandit", "bc", "tabular_q", "linucb",
-                               "linear_ts"]
+    assert list(ALGORITHMS) == ["dqn", "myopic", "cql", "bandit", "bc", "reinforce",
+                               "tabular_q", "linucb", "linear_ts"]
     assert algorithm("tabular_q").loop == "online" and not algorithm("tabular_q").offline
     assert algorithm("bc").loop is None and algorithm("bc").offline
     assert all(a.doc and a.name == n for n, a in ALGORITHMS.items())

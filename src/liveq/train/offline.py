@@ -49,7 +49,8 @@ def log_transitions(env: gym.vector.VectorEnv, behaviour: Policy, steps: int,
     if steps < 1:
         raise ConfigError(f"steps must be at least 1, got {steps}")
     codec = make_codec(env, steps * env.num_envs)
-    buffer = ReplayBuffer(codec, steps * env.num_envs)
+    buffer = ReplayBuffer(codec, steps * env.num_envs,
+                          tuple(env.single_action_space.shape or ()))  # slates: (L,)
     collector = Collector(env, ReplayWriter(codec, buffer))
     collector.reset(seed)
     episodes, reward_sum = 0, 0.0
@@ -68,12 +69,17 @@ def train_offline(agent: Any, buffer: ReplayBuffer, gradient_steps: int, *,
     `agent` is any learner with `update(ReplayBatch) -> {statistic: value}` (e.g.
     `DQNAgent`); `batch_size` defaults to its `config.batch_size`. Returns, for every
     statistic `key`, its mean over the first (`key_first`) and last (`key_last`) tenth
-    of the steps; a non-finite statistic stops with `NonFiniteError`.
+    of the steps; a non-finite statistic stops with `NonFiniteError`. A learner with
+    `prepare_buffer(buffer)` samples from the view it returns (REINFORCE: sessions with
+    their returns).
     """
     if gradient_steps < 1:
         raise ConfigError(f"gradient_steps must be at least 1, got {gradient_steps}")
     if len(buffer) == 0:
         raise ConfigError("train_offline: the replay buffer holds no valid transition")
+    prepare = getattr(agent, "prepare_buffer", None)  # learners that need whole sessions
+    if prepare is not None:  # (REINFORCE's returns) view the buffer their own way
+        buffer = prepare(buffer)
     size = batch_size or agent.config.batch_size
     rng = np.random.default_rng(seed)
     window = max(1, gradient_steps // 10)
