@@ -212,13 +212,15 @@ def table(results: dict[str, dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", default="0,1,2,3,4")
+    p.add_argument("--sessions", type=int, default=64, help="concurrent viewer sessions")
     p.add_argument("--steps", type=int, default=512, help="steps of the behaviour log")
     p.add_argument("--gradient-steps", type=int, default=2000)
     p.add_argument("--episodes", type=int, default=512)
     p.add_argument("--behaviour", default="popular:0.3")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
-    config = ReinforceAblationConfig(steps=args.steps, gradient_steps=args.gradient_steps,
+    config = ReinforceAblationConfig(sessions=args.sessions, steps=args.steps,
+                                     gradient_steps=args.gradient_steps,
                                      episodes=args.episodes, behaviour=args.behaviour)
     results = run_ablation(config, [int(s) for s in args.seeds.split(",")])
     print(table(results))
