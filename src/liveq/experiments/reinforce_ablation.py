@@ -77,6 +77,11 @@ class ReinforceAblationConfig:
     """Slate size of the world of ablation (b)."""
     caps: list[float] = field(default_factory=lambda: [1.0, 3.0, 10.0, 0.0])
     """Weight caps of ablation (c); 0 = no cap."""
+    parts: str = "abc"
+    """Which ablations to run (letters a, b, c)."""
+    position_decay: float = 0.7
+    """Click attraction per rank below the first on the slate world (1 = no position
+    bias, the paper's setting of K items that count alike)."""
     env: dict[str, Any] = field(default_factory=lambda: dict(SMALL_WORLD))
     """LiveStreamConfig overrides of the single-item world ((b) adds slate_size)."""
     reinforce: ReinforceConfig = field(default_factory=small_reinforce)
@@ -91,6 +96,10 @@ class ReinforceAblationConfig:
         require(self.env.get("slate_size", 1) == 1, "env.slate_size must be 1 (ablation (b) "
                 "sets the slate world's own)")
         require(all(c >= 0 for c in self.caps), f"caps must be >= 0, got {self.caps}")
+        require(bool(self.parts) and set(self.parts) <= set("abc"),
+                f"parts must be letters of 'abc', got '{self.parts}'")
+        require(0 < self.position_decay <= 1, f"position_decay must be in (0, 1], got "
+                f"{self.position_decay}")
         parse_policy(self.behaviour)
         self.reinforce.validate()
 
@@ -110,10 +119,17 @@ class ReinforceAblationConfig:
         for cap in self.caps:
             label = f"(c) cap {cap:g}" if cap > 0 else "(c) no cap"
             rows[label] = ("single", {"correction": "importance", "weight_cap": cap, **logged})
-        return rows
+        return {label: row for label, row in rows.items() if label[1] in self.parts}
+
+    def worlds(self) -> list[str]:
+        """The worlds the chosen parts play on."""
+        return [kind for kind, parts in (("single", "ac"), ("slate", "b"))
+                if set(parts) & set(self.parts)]
 
     def world(self, kind: str) -> dict[str, Any]:
-        return {**self.env, "slate_size": self.slate} if kind == "slate" else dict(self.env)
+        if kind == "slate":
+            return {**self.env, "slate_size": self.slate, "position_decay": self.position_decay}
+        return dict(self.env)
 
 
 def logged_propensities(buffer: ReplayBuffer, behaviour: Policy) -> np.ndarray:
@@ -160,7 +176,7 @@ def run_seed(config: ReinforceAblationConfig, seed: int) -> dict[str, float]:
     log_seed, eval_seed = (int(s.generate_state(1)[0]) for s in (log_seq, eval_seq))
     results: dict[str, float] = {}
     logs = {}
-    for kind in ("single", "slate"):
+    for kind in config.worlds():
         world = config.world(kind)
         env = make_vec_env(ENV_ID, config.sessions, world)
         behaviour = build_policy(parse_policy(config.behaviour), env, log_seed)
@@ -209,6 +225,30 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def contrasts(results: dict[str, dict[str, Any]]) -> dict[str, tuple[float, float, float]]:
+    """Paired differences over seeds (each seed's worlds and log are shared, so the
+    world-to-world spread cancels): {"row - baseline row": (mean, low, high)}."""
+    pairs = [(label, "(a) no correction") for label in results
+             if label.startswith("(a) importance")]
+    pairs += [(label, next(k for k in results if k.endswith("K = 1")))
+              for label in results if label.startswith("(b)") and not label.endswith("K = 1")]
+    if "(c) cap 10" in results:
+        pairs += [(label, "(c) cap 10") for label in results
+                  if label.startswith("(c)") and label != "(c) cap 10"]
+    out = {}
+    for row, base in pairs:
+        diff = np.subtract(results[row]["returns"], results[base]["returns"])
+        out[f"{row} - {base}"] = mean_ci(diff)
+    return out
+
+
+def contrast_table(results: dict[str, dict[str, Any]]) -> str:
+    lines = ["| paired difference | mean over seeds [95% CI] |", "|---|---|"]
+    lines += [f"| {name} | {m:+.2f} [{lo:+.2f}, {hi:+.2f}] |"
+              for name, (m, lo, hi) in contrasts(results).items()]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", default="0,1,2,3,4")
@@ -217,13 +257,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--gradient-steps", type=int, default=2000)
     p.add_argument("--episodes", type=int, default=512)
     p.add_argument("--behaviour", default="popular:0.3")
+    p.add_argument("--parts", default="abc", help="ablations to run: letters of abc")
+    p.add_argument("--position-decay", type=float, default=0.7,
+                   help="position bias of the slate world (1 = none)")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
     config = ReinforceAblationConfig(sessions=args.sessions, steps=args.steps,
                                      gradient_steps=args.gradient_steps,
-                                     episodes=args.episodes, behaviour=args.behaviour)
+                                     episodes=args.episodes, behaviour=args.behaviour,
+                                     parts=args.parts, position_decay=args.position_decay)
     results = run_ablation(config, [int(s) for s in args.seeds.split(",")])
     print(table(results))
+    if len(next(iter(results.values()))["returns"]) > 1:
+        print(contrast_table(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 
