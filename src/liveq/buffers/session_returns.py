@@ -12,7 +12,8 @@ counted and nothing is bootstrapped (REINFORCE has no critic). A session still o
 the log ends is cut there: its rows get the return of the steps the log holds, and are
 counted in `cut_rows`. A buffer filled in one add (`liveq learn`'s joined log, whose rows
 are not in session order) holds one step per env, so its returns are the immediate
-rewards. Rows of autoreset steps (invalid) are never sampled.
+rewards; so does a buffer whose adds differ in size (no env layout to walk). Rows of
+autoreset steps (invalid) are never sampled.
 
 `sample` gives `SessionBatch`es: observations, logged actions, returns and, when the
 log had them, the behaviour's propensities of the logged actions.
@@ -80,10 +81,12 @@ class SessionReturnBuffer:
 
     def _compute(self) -> None:
         b = self.buffer
-        stride = b.stride if b.stride > 0 and b.size % b.stride == 0 else 1
         start = b.pos if b.size == b.capacity else 0
         order = (start + np.arange(b.size)) % b.capacity  # oldest row first
-        grid = order.reshape(-1, stride)  # (T, n_envs): an env's rows down a column
+        if b.stride > 0 and b.size % b.stride == 0:
+            grid = order.reshape(-1, b.stride)  # (T, n_envs): an env's rows down a column
+        else:  # no known env layout: every row is a session of its own, one step long
+            grid = order.reshape(1, -1)
         ends = (b.terminated[grid] > 0) | b.truncated[grid]
         returns, cut = session_returns(b.rewards[grid], ends, self.gamma)
         self.returns[grid] = returns
