@@ -12,7 +12,7 @@ step was autoreset (Gymnasium NEXT_STEP), so that step's row is stored but never
 Truncated sessions keep `terminated = False` and still bootstrap. A buffer filled here
 is interchangeable with the online loop's, so any learner that updates from
 `ReplayBatch`es and is registered with `offline=True` (`liveq.train.registry`: dqn,
-myopic, cql, bandit, bc) trains on it.
+myopic, cql, bandit, bc, reinforce) trains on it.
 """
 
 from __future__ import annotations
