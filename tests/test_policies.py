@@ -29,6 +29,7 @@ import torch
 from scipy.stats import chisquare
 
 from liveq.algos.dqn import DQNAgent, DQNConfig
+from liveq.algos.reinforce import ReinforceAgent, ReinforceConfig
 from liveq.algos.tabular import QLearningConfig, TabularQAgent
 from liveq.policies.base import Action, as_slates
 from liveq.policies.baselines import make_baseline
@@ -88,6 +89,14 @@ def tabular_agent(world: World) -> TabularQAgent:
     return agent
 
 
+def reinforce_sampling(world: World):
+    """pi of top-K REINFORCE, drawn without replacement (slates on a slate world)."""
+    env = world.env
+    agent = ReinforceAgent(env.single_observation_space, env.single_action_space,
+                           ReinforceConfig(hidden_sizes=[16, 16]), seed=9)
+    return agent.sampling_policy(rng=rng(10))
+
+
 def baseline(name: str) -> Callable[[World], Any]:
     return lambda world: make_baseline(name, world.env, seed=3)
 
@@ -106,6 +115,7 @@ CASES = [
            lambda w, b=build, t=TEMPERATURES[name]: Softmax(b(w), t, rng(5)), slates)
       for name, (build, slates) in BASES.items()),
     Case("dqn-behaviour", "livestream", dqn_behaviour, False),
+    Case("reinforce-sampling", "livestream", reinforce_sampling, True),
     Case("tabular-greedy", "chain", lambda w: tabular_agent(w).greedy_policy(), False),
     Case("tabular-behaviour", "chain", lambda w: tabular_agent(w).behaviour, False),
     Case("softmax(tabular-greedy)", "chain",

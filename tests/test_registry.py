@@ -85,8 +85,8 @@ def test_frozen_greedy_policy_ignores_later_updates(name):
 
 
 def test_registry_entries():
-    assert list(ALGORITHMS) == ["dqn", "myopic", "cql", "bandit", "bc", "tabular_q", "linucb",
-                               "linear_ts", "ppo", "a2c", "slateq"]
+    assert list(ALGORITHMS) == ["dqn", "myopic", "cql", "bandit", "bc", "reinforce",
+                               "tabular_q", "linucb", "linear_ts", "ppo", "a2c", "slateq"]
     assert algorithm("ppo").loop == "on_policy" and not algorithm("ppo").offline
     assert algorithm("tabular_q").loop == "online" and not algorithm("tabular_q").offline
     assert algorithm("bc").loop is None and algorithm("bc").offline

@@ -99,6 +99,15 @@ def test_learn_writes_a_run_that_the_service_loads(served, capsys):
     assert r.status_code == 201 and r.json()["version"] == model.version
 
 
+def test_learn_trains_reinforce_and_the_service_loads_it(served, capsys):
+    """REINFORCE learns from the joined log (one-step returns, learnt beta)."""
+    out = served.root / "reinforce-v2"
+    assert main(["learn", "--db", served.db, "--out", str(out), "--learner", "reinforce",
+                 "--gradient-steps", "20", "--seed", "3"]) == 0
+    assert "reinforce on 320 transitions" in capsys.readouterr().out
+    assert load_model(out).agent_name == "reinforce"
+
+
 @pytest.mark.parametrize("args, message", [
     (["--learner", "linucb"], "cannot learn from a log"),
     (["--learner", "nope"], "unknown agent 'nope'"),

@@ -12,7 +12,7 @@ step was autoreset (Gymnasium NEXT_STEP), so that step's row is stored but never
 Truncated sessions keep `terminated = False` and still bootstrap. A buffer filled here
 is interchangeable with the online loop's, so any learner that updates from
 `ReplayBatch`es and is registered with `offline=True` (`liveq.train.registry`: dqn,
-myopic, cql, bandit, bc, and slateq on slate envs) trains on it.
+myopic, cql, bandit, bc, reinforce, and slateq on slate envs) trains on it.
 """
 
 from __future__ import annotations
@@ -73,12 +73,17 @@ def train_offline(agent: Any, buffer: ReplayBuffer, gradient_steps: int, *,
     `agent` is any learner with `update(ReplayBatch) -> {statistic: value}` (e.g.
     `DQNAgent`); `batch_size` defaults to its `config.batch_size`. Returns, for every
     statistic `key`, its mean over the first (`key_first`) and last (`key_last`) tenth
-    of the steps; a non-finite statistic stops with `NonFiniteError`.
+    of the steps; a non-finite statistic stops with `NonFiniteError`. A learner with
+    `prepare_buffer(buffer)` samples from the view it returns (REINFORCE: sessions with
+    their returns).
     """
     if gradient_steps < 1:
         raise ConfigError(f"gradient_steps must be at least 1, got {gradient_steps}")
     if len(buffer) == 0:
         raise ConfigError("train_offline: the replay buffer holds no valid transition")
+    prepare = getattr(agent, "prepare_buffer", None)  # learners that need whole sessions
+    if prepare is not None:  # (REINFORCE's returns) view the buffer their own way
+        buffer = prepare(buffer)
     size = batch_size or agent.config.batch_size
     rng = np.random.default_rng(seed)
     window = max(1, gradient_steps // 10)

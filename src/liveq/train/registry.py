@@ -9,6 +9,7 @@ how it trains online (the loop kind) and whether it can learn from a logged buff
     cql         CQLConfig        off_policy  yes       DQN + conservative penalty
     bandit      BanditConfig     off_policy  yes       CQL with gamma 0
     bc          BCConfig         -           yes       behaviour cloning (offline only)
+    reinforce   ReinforceConfig  -           yes       top-K off-policy REINFORCE (offline)
     tabular_q   QLearningConfig  online      no        Q-table, per-step updates
     linucb      LinUCBConfig     online      no        shared linear model, UCB
     linear_ts   LinearTSConfig   online      no        shared linear model, Thompson
@@ -45,6 +46,7 @@ from liveq.algos.cql import BanditConfig, CQLAgent, CQLConfig
 from liveq.algos.dqn import DQNAgent, DQNConfig, MyopicConfig
 from liveq.algos.linear_bandits import LinearTSAgent, LinearTSConfig, LinUCBAgent, LinUCBConfig
 from liveq.algos.ppo import A2CAgent, A2CConfig, PPOAgent, PPOConfig
+from liveq.algos.reinforce import ReinforceAgent, ReinforceConfig
 from liveq.algos.slateq import SlateQAgent, SlateQConfig
 from liveq.algos.tabular import QLearningConfig, build_tabular_q
 from liveq.buffers.replay import ReplayBatch
@@ -110,6 +112,8 @@ ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
               "CQL with gamma 0: a conservative contextual bandit"),
     Algorithm("bc", BCConfig, BCAgent, None, True,
               "behaviour cloning of the logged action (offline only)"),
+    Algorithm("reinforce", ReinforceConfig, ReinforceAgent, None, True,
+              "REINFORCE with the top-K off-policy correction (Chen et al. 2019), offline"),
     Algorithm("tabular_q", QLearningConfig, build_tabular_q, "online", False,
               "tabular Q-learning on Discrete states, updated every step"),
     Algorithm("linucb", LinUCBConfig, LinUCBAgent, "online", False,
