@@ -192,3 +192,42 @@ def test_concurrent_feedback_on_two_workers_commits_each_key_once(client, server
             events.c.idempotency_key.like("conc-%"))).scalar()
     engine.dispose()
     assert n == 40
+
+
+def _decisions_with_key(server, key: str) -> list[dict]:
+    engine = create_engine(normalise_url(server.db))
+    with engine.connect() as conn:
+        rows = conn.execute(select(decisions.c.decision_id, decisions.c.viewer_id,
+                                   decisions.c.slate).where(
+            decisions.c.request_key == key)).mappings().all()
+    engine.dispose()
+    return [dict(r) for r in rows]
+
+
+def test_a_retried_recommend_with_its_key_gets_the_first_decision(client, server):
+    key = f"rec-{uuid.uuid4().hex}"
+    first = recommend(client, "viewer-key", k=3, idempotency_key=key)
+    again = recommend(client, "viewer-key", k=3, idempotency_key=key)
+    assert again == first  # same decision_id, slate, scores and probabilities
+    logged = _decisions_with_key(server, key)
+    assert [r["decision_id"] for r in logged] == [first["decision_id"]]
+    assert logged[0]["slate"] == [i["streamer_id"] for i in first["items"]]
+    # without a key every request is a new decision
+    plain = [recommend(client, "viewer-key", k=3)["decision_id"] for _ in range(2)]
+    assert len({first["decision_id"], *plain}) == 3
+    other = client.post("/v1/recommend", json={"viewer_id": "viewer-other", "k": 3,
+                                               "idempotency_key": key})
+    assert other.status_code == 409 and "another viewer" in other.json()["detail"]
+
+
+def test_concurrent_retries_on_two_workers_log_one_decision(client, server):
+    key = f"rec-conc-{uuid.uuid4().hex}"
+
+    def send(_):
+        return recommend(client, "viewer-retry", k=2, idempotency_key=key)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(send, range(16)))
+    assert all(a == answers[0] for a in answers)
+    assert [r["decision_id"] for r in _decisions_with_key(server, key)] == [
+        answers[0]["decision_id"]]

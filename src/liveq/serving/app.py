@@ -10,7 +10,6 @@ from __future__ import annotations
 import hmac
 import json
 import os
-import time
 from typing import Annotated, Any
 
 import torch
@@ -23,7 +22,7 @@ from liveq.core.errors import LiveqError, RequestError
 from liveq.serving import schemas as s
 from liveq.serving.db import open_log
 from liveq.serving.limits import BodyLimit
-from liveq.serving.metrics import Metrics
+from liveq.serving.metrics import Metrics, RequestTiming
 from liveq.serving.service import Service
 from liveq.serving.settings import ServeConfig, serve_config
 
@@ -51,8 +50,8 @@ def create_app(config: ServeConfig) -> FastAPI:
                   description="Recommends live streams with a trained liveq policy and logs "
                               "every decision for learning and evaluation.")
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(RequestTiming, metrics=metrics)
     _handlers(app)
-    _timing(app, metrics)
 
     def admin(x_api_key: Annotated[str | None, Header()] = None) -> None:
         if config.api_key is None:
@@ -88,18 +87,6 @@ def _handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code)
-
-
-def _timing(app: FastAPI, metrics: Metrics) -> None:
-    @app.middleware("http")
-    async def timed(request: Request, call_next: Any) -> Response:
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        metrics.request(path, request.method, response.status_code,
-                        time.perf_counter() - start)
-        return response
 
 
 def _public_routes(app: FastAPI, service: Service) -> None:

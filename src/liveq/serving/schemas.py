@@ -57,6 +57,10 @@ class RecommendRequest(Strict):
     candidates: list[Id] | None = Field(None, min_length=1, max_length=MAX_CATALOGUE,
                                         description="rank only these live streamers")
     k: int = Field(1, ge=1, le=MAX_K, description="items to return")
+    idempotency_key: Id | None = Field(
+        None, description="a retried request with the same key gets the first decision "
+                          "again (same decision_id and slate), and no second decision is "
+                          "logged")
 
 
 class RecommendedItem(BaseModel):

@@ -23,6 +23,7 @@ from liveq.serving.group_commit import GroupCommit
 from liveq.serving.metrics import Metrics
 from liveq.serving.model import ServedModel, load_model, model_version
 from liveq.serving.policy_log import arm_of, decide, log_draw
+from liveq.serving.routing import Routing
 from liveq.serving.schemas import Catalogue, Feedback, RecommendRequest
 from liveq.serving.settings import ServeConfig
 from liveq.serving.viewers import (
@@ -37,6 +38,8 @@ from liveq.serving.viewers import (
 
 FEEDBACK_COLUMNS = ("decision_id", "viewer_id", "arm", "model_version", "slate")
 """What an event needs of its decision (not the logged features and distributions)."""
+VIEWER_EVENTS = ("click", "watch", "follow", "session_end")
+"""The event types that change the viewer's logged state."""
 
 
 class Service:
@@ -44,6 +47,7 @@ class Service:
         self.engine, self.config, self.metrics = engine, config, metrics
         self._models: dict[str, ServedModel] = {}
         self._catalogue = CatalogueCache()
+        self._routing = Routing()
         self._writes = GroupCommit(engine)
         self._myopic = load_model(config.myopic) if config.myopic else None
         self._warm()
@@ -64,14 +68,13 @@ class Service:
         return self._models[version]
 
     def _choose_model(self, conn, viewer_id: str) -> tuple[ServedModel, str]:
-        arm = arm_of(viewer_id, store.current_split(conn))
+        live, arms = self._routing.lookup(conn)
+        arm = arm_of(viewer_id, arms)
         if arm is not None:
-            row = store.get_model(conn, arm["model"])
-            return self.model(row["version"], row["run_path"]), arm["name"]
-        row = store.live_model(conn)
-        if row is None:
+            return self._model_of(conn, arm["model"]), arm["name"]
+        if live is None:
             raise RequestError(503, "no live model: register and promote one")
-        return self.model(row["version"], row["run_path"]), "live"
+        return self._model_of(conn, live), "live"
 
     # --- catalogue ---------------------------------------------------------------------
     def put_catalogue(self, body: Catalogue) -> dict[str, int]:
@@ -113,6 +116,10 @@ class Service:
         clock = _clock(body, at)
         decision_id = uuid.uuid4().hex
         with reading(self.engine) as conn:
+            first = (None if body.idempotency_key is None
+                     else store.decision_by_key(conn, body.idempotency_key))
+            if first is not None:
+                return self._repeat_decision(first, body)
             model, arm = self._choose_model(conn, body.viewer_id)
             catalogue = self._catalogue.live(conn, at)
             stored = store.viewer_state(conn, body.viewer_id)
@@ -130,15 +137,29 @@ class Service:
         start_session_if_due(state, at, self.config.session_gap_minutes)
         fields = decide(model, catalogue, state, body.k, self.config.exploration,
                         decision_id, clock)
+        answer = {"decision_id": decision_id, "items": _items(fields),
+                  "slate_probability": fields["slate_probability"],
+                  "policy_version": model.version, "arm": arm,
+                  "exploration": self.config.exploration}
         logged = log_draw(decision_id) < self.config.log_sample
         row = self._decision_row(decision_id, body, at, clock, state, model, arm, fields,
                                  logged)
-        self._commit_decision(body.viewer_id, row, at)
+        if body.idempotency_key is not None:
+            row.update(request_key=body.idempotency_key, response=answer)
+        first = self._commit_decision(body.viewer_id, row, at)
+        if first is not None:  # a concurrent request with the same key was first
+            return self._repeat_decision(first, body)
         self.metrics.decision(arm)
-        return {"decision_id": decision_id, "items": _items(fields),
-                "slate_probability": fields["slate_probability"],
-                "policy_version": model.version, "arm": arm,
-                "exploration": self.config.exploration}
+        return answer
+
+    @staticmethod
+    def _repeat_decision(first: dict[str, Any], body: RecommendRequest) -> dict[str, Any]:
+        """The first answer to a request key, refused when another viewer used the key."""
+        if first["viewer_id"] != body.viewer_id:
+            raise RequestError(409, f"idempotency_key '{body.idempotency_key}' was used for "
+                                    f"a recommendation to another viewer "
+                                    f"('{first['viewer_id']}')")
+        return first["response"]
 
     @staticmethod
     def _check_topics(catalogue, topic_dim: int) -> None:
@@ -165,23 +186,31 @@ class Service:
                 "slate_probability": fields["slate_probability"],
                 "item_probabilities": fields["item_probabilities"]}
 
-    def _commit_decision(self, viewer_id: str, row: dict[str, Any], at: float) -> None:
+    def _commit_decision(self, viewer_id: str, row: dict[str, Any], at: float
+                         ) -> dict[str, Any] | None:
         """Log the decision and advance the viewer's step in one transaction (grouped with
         others'); the state is re-read under the lock so concurrent feedback is not
-        overwritten."""
+        overwritten. Returns the first decision of the row's request key when another
+        request logged it first (then nothing is written)."""
         model_settings = self._models[row["model_version"]].settings
+        key = row.get("request_key")
 
-        def write(conn) -> None:
+        def write(conn) -> dict[str, Any] | None:
             fresh = ViewerState.new(model_settings).to_json()
             state = ViewerState.from_json(store.lock_viewer(conn, viewer_id, at, fresh),
                                           model_settings)
+            first = None if key is None else store.decision_by_key(conn, key)
+            if first is not None:
+                return first
             start_session_if_due(state, at, self.config.session_gap_minutes)
             row["session_id"], row["session_step"] = state.session_id, state.session_steps
             begin_step(state, model_settings, at)
-            store.insert_decision(conn, row)
+            if not store.insert_decision(conn, row):
+                return store.decision_by_key(conn, key)
             store.save_viewer(conn, viewer_id, state.to_json(), at)
+            return None
 
-        self._writes.run(write)
+        return self._writes.run(write)
 
     # --- feedback ----------------------------------------------------------------------
     def feedback(self, body: Feedback) -> dict[str, Any]:
@@ -244,15 +273,19 @@ class Service:
         return body.streamer_id
 
     def _apply(self, conn, decision, body: Feedback, streamer: str | None, at: float) -> None:
-        """Update the viewer's state and the streamer's counters from the event."""
-        model = self._model_of(conn, decision["model_version"])
-        settings = model.settings
+        """Update the streamer's counters and, for the events that change it, the
+        viewer's state (impressions, gifts and comments leave it as it was, so their
+        transaction neither reads nor locks the viewer's row)."""
+        if body.type == "impression":
+            store.add_engagement(conn, streamer, impressions=1.0)
+            return
+        if body.type not in VIEWER_EVENTS:
+            return
+        settings = self._model_of(conn, decision["model_version"]).settings
         fresh = ViewerState.new(settings).to_json()
         state = ViewerState.from_json(store.lock_viewer(conn, decision["viewer_id"], at,
                                                         fresh), settings)
-        if body.type == "impression":
-            store.add_engagement(conn, streamer, impressions=1.0)
-        elif body.type == "click":
+        if body.type == "click":
             record_click(state, at)
             store.add_engagement(conn, streamer, clicks=1.0)
         elif body.type == "watch":
@@ -263,11 +296,15 @@ class Service:
             store.add_engagement(conn, streamer, watch=share)
         elif body.type == "follow":
             record_follow(state, streamer, at)
-        elif body.type == "session_end":
+        else:
             end_session(state)
         store.save_viewer(conn, decision["viewer_id"], state.to_json(), at)
 
     def _model_of(self, conn, version: str) -> ServedModel:
+        """The model of `version` (its row is read only the first time: a version names
+        one checkpoint)."""
+        if version in self._models:
+            return self._models[version]
         row = store.get_model(conn, version)
         return self.model(row["version"], row["run_path"])
 

@@ -7,12 +7,14 @@ so a caller groups several of them into one atomic commit.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from liveq.core.errors import RequestError
@@ -121,9 +123,27 @@ def lock_viewer(conn: Connection, viewer_id: str, at: float, fresh: dict) -> dic
         return viewer_state(conn, viewer_id, for_update=True)
 
 
-def insert_decision(conn: Connection, row: dict[str, Any]) -> None:
-    # parameters apart from the statement: SQLAlchemy compiles the INSERT once
-    conn.execute(decisions.insert(), row)
+def insert_decision(conn: Connection, row: dict[str, Any]) -> bool:
+    """Log a decision; False (and nothing written) when its `request_key` is taken."""
+    if row.get("request_key") is None:
+        # parameters apart from the statement: SQLAlchemy compiles the INSERT once
+        conn.execute(decisions.insert(), row)
+        return True
+    return conn.execute(_insert_keyed_decision(conn.dialect.name), row).first() is not None
+
+
+@functools.cache
+def _insert_keyed_decision(dialect: str):
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (insert(decisions).on_conflict_do_nothing(index_elements=["request_key"])
+            .returning(decisions.c.decision_id))
+
+
+def decision_by_key(conn: Connection, key: str) -> dict[str, Any] | None:
+    """The viewer and the answer of the decision logged for request key `key`."""
+    row = conn.execute(select(decisions.c.viewer_id, decisions.c.response)
+                       .where(decisions.c.request_key == key)).mappings().first()
+    return None if row is None else dict(row)
 
 
 def get_decision(conn: Connection, decision_id: str,
@@ -145,13 +165,17 @@ def event_by_key(conn: Connection, key: str) -> dict[str, Any] | None:
 
 def insert_event(conn: Connection, row: dict[str, Any]) -> int | None:
     """Insert an event and return its `event_id`; None (and nothing written) when its
-    idempotency key exists."""
-    try:
-        with conn.begin_nested():
-            done = conn.execute(events.insert(), row)
-        return int(done.inserted_primary_key[0])
-    except IntegrityError:
-        return None
+    idempotency key exists. `ON CONFLICT DO NOTHING`, so a key taken by a concurrent
+    request costs no savepoint and no failed statement."""
+    done = conn.execute(_insert_event(conn.dialect.name), row).first()
+    return None if done is None else int(done.event_id)
+
+
+@functools.cache
+def _insert_event(dialect: str):
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (insert(events).on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(events.c.event_id))
 
 
 def iter_decisions(conn: Connection, since: float | None = None,
