@@ -231,3 +231,31 @@ def test_concurrent_retries_on_two_workers_log_one_decision(client, server):
     assert all(a == answers[0] for a in answers)
     assert [r["decision_id"] for r in _decisions_with_key(server, key)] == [
         answers[0]["decision_id"]]
+
+
+def test_feedback_batch_commits_each_event_once_and_refuses_bad_ones_alone(client, server):
+    out = recommend(client, "viewer-batch", k=2)
+    decision, shown = out["decision_id"], out["items"][1]["streamer_id"]
+    tag = uuid.uuid4().hex
+    events_sent = [
+        {"decision_id": decision, "type": "impression", "idempotency_key": f"b1-{tag}"},
+        {"decision_id": decision, "type": "watch", "minutes": 5.0, "streamer_id": shown,
+         "idempotency_key": f"b2-{tag}"},
+        {"decision_id": "f" * 32, "type": "click", "idempotency_key": f"b3-{tag}"},
+        {"decision_id": decision, "type": "watch", "idempotency_key": f"b4-{tag}"},
+        {"decision_id": decision, "type": "impression", "idempotency_key": f"b1-{tag}"},
+    ]
+    first = client.post("/v1/feedback/batch", json={"events": events_sent})
+    assert first.status_code == 200, first.text
+    results = first.json()["results"]
+    assert [r["status"] for r in results] == [200, 200, 404, 422, 200]
+    assert "unknown decision_id" in results[2]["detail"] and "minutes" in results[3]["detail"]
+    assert results[4]["event_id"] == results[0]["event_id"]  # the key repeated in the batch
+    again = client.post("/v1/feedback/batch", json={"events": events_sent}).json()["results"]
+    assert [r.get("event_id") for r in again] == [r.get("event_id") for r in results]
+    engine = create_engine(normalise_url(server.db))
+    with engine.connect() as conn:
+        logged = conn.execute(select(events.c.idempotency_key, events.c.type).where(
+            events.c.idempotency_key.like(f"%-{tag}"))).all()
+    engine.dispose()
+    assert sorted(logged) == [(f"b1-{tag}", "impression"), (f"b2-{tag}", "watch")]

@@ -123,6 +123,14 @@ def _public_routes(app: FastAPI, service: Service) -> None:
         answer."""
         return service.feedback(body)
 
+    @app.post("/v1/feedback/batch", response_model=s.FeedbackBatchResponse,
+              responses=ERRORS)
+    def feedback_batch(body: s.FeedbackBatch) -> dict[str, Any]:
+        """Up to 1,000 events committed in one transaction, answered after the commit
+        with one result per event, in order (a refused event gets its 4xx status and
+        detail there; the others are logged)."""
+        return service.feedback_batch(body)
+
     @app.get("/v1/decisions/{decision_id}/explain", responses=ERRORS)
     def explain(decision_id: Annotated[str, s.Field(min_length=1, max_length=64)]
                 ) -> dict[str, Any]:

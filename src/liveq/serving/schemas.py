@@ -108,6 +108,28 @@ class FeedbackResponse(BaseModel):
     accepted: bool = True
 
 
+MAX_BATCH_EVENTS = 1000
+
+
+class FeedbackBatch(Strict):
+    events: list[Feedback] = Field(min_length=1, max_length=MAX_BATCH_EVENTS,
+                                   description="committed together, in this order")
+
+
+class BatchResult(BaseModel):
+    status: int = Field(description="200 when the event is in the log (or its key was "
+                                    "seen before); the 4xx it would have got alone")
+    event_id: int | None = None
+    decision_id: str | None = None
+    type: str | None = None
+    accepted: bool = False
+    detail: str | None = Field(None, description="why the event was refused")
+
+
+class FeedbackBatchResponse(BaseModel):
+    results: list[BatchResult]
+
+
 class RegisterModel(Strict):
     run: Annotated[str, Field(min_length=1, max_length=4096)]
 

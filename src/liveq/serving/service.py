@@ -24,7 +24,7 @@ from liveq.serving.metrics import Metrics
 from liveq.serving.model import ServedModel, load_model, model_version
 from liveq.serving.policy_log import arm_of, decide, log_draw
 from liveq.serving.routing import Routing
-from liveq.serving.schemas import Catalogue, Feedback, RecommendRequest
+from liveq.serving.schemas import Catalogue, Feedback, FeedbackBatch, RecommendRequest
 from liveq.serving.settings import ServeConfig
 from liveq.serving.viewers import (
     ViewerState,
@@ -219,6 +219,33 @@ class Service:
         if counted is not None:
             self.metrics.event(counted, body.type, answer.get("value"))
         return {k: v for k, v in answer.items() if k != "value"}
+
+    def feedback_batch(self, body: FeedbackBatch) -> dict[str, Any]:
+        """Several events in one write: one transaction, one answer after its commit.
+
+        Each event is checked (decision, streamer, value, key) before anything of it is
+        written, so a refused event leaves no trace and gets the 4xx it would get alone
+        while the others are logged; a repeated key gets its first answer, also within
+        the batch."""
+        at = store.now()
+
+        def write(conn) -> list[tuple[dict[str, Any], str | None]]:
+            out = []
+            for event in body.events:
+                try:
+                    out.append(self._log_event(conn, event, at))
+                except RequestError as exc:
+                    out.append(({"status": exc.status, "detail": str(exc)}, None))
+            return out
+
+        results = []
+        for event, (answer, counted) in zip(body.events, self._writes.run(write),
+                                            strict=True):
+            value = answer.pop("value", None)
+            if counted is not None:
+                self.metrics.event(counted, event.type, value)
+            results.append(answer if "status" in answer else {"status": 200, **answer})
+        return {"results": results}
 
     def _log_event(self, conn, body: Feedback, at: float) -> tuple[dict[str, Any], str | None]:
         """The event's answer (with its value) and the decision's arm; no arm when the
