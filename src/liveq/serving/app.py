@@ -118,18 +118,18 @@ def _public_routes(app: FastAPI, service: Service) -> None:
         return service.recommend(body)
 
     @app.post("/v1/feedback", response_model=s.FeedbackResponse, responses=ERRORS)
-    def feedback(body: s.Feedback) -> dict[str, Any]:
+    async def feedback(body: s.Feedback) -> dict[str, Any]:
         """Answered only after the event is committed; a repeated key returns the first
         answer."""
-        return service.feedback(body)
+        return await service.feedback(body)
 
     @app.post("/v1/feedback/batch", response_model=s.FeedbackBatchResponse,
               responses=ERRORS)
-    def feedback_batch(body: s.FeedbackBatch) -> dict[str, Any]:
+    async def feedback_batch(body: s.FeedbackBatch) -> dict[str, Any]:
         """Up to 1,000 events committed in one transaction, answered after the commit
         with one result per event, in order (a refused event gets its 4xx status and
         detail there; the others are logged)."""
-        return service.feedback_batch(body)
+        return await service.feedback_batch(body)
 
     @app.get("/v1/decisions/{decision_id}/explain", responses=ERRORS)
     def explain(decision_id: Annotated[str, s.Field(min_length=1, max_length=64)]

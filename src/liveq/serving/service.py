@@ -7,6 +7,7 @@ A feedback event is answered only after the transaction that holds it has commit
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timezone
 from typing import Any
@@ -213,14 +214,17 @@ class Service:
         return self._writes.run(write)
 
     # --- feedback ----------------------------------------------------------------------
-    def feedback(self, body: Feedback) -> dict[str, Any]:
+    async def feedback(self, body: Feedback) -> dict[str, Any]:
+        """Awaited on the event loop: the request needs no thread of its own while the
+        writer thread logs and commits its event."""
         at = store.now()
-        answer, counted = self._writes.run(lambda conn: self._log_event(conn, body, at))
+        answer, counted = await asyncio.wrap_future(
+            self._writes.submit(lambda conn: self._log_event(conn, body, at)))
         if counted is not None:
             self.metrics.event(counted, body.type, answer.get("value"))
         return {k: v for k, v in answer.items() if k != "value"}
 
-    def feedback_batch(self, body: FeedbackBatch) -> dict[str, Any]:
+    async def feedback_batch(self, body: FeedbackBatch) -> dict[str, Any]:
         """Several events in one write: one transaction, one answer after its commit.
 
         Each event is checked (decision, streamer, value, key) before anything of it is
@@ -239,8 +243,8 @@ class Service:
             return out
 
         results = []
-        for event, (answer, counted) in zip(body.events, self._writes.run(write),
-                                            strict=True):
+        done = await asyncio.wrap_future(self._writes.submit(write))
+        for event, (answer, counted) in zip(body.events, done, strict=True):
             value = answer.pop("value", None)
             if counted is not None:
                 self.metrics.event(counted, event.type, value)
