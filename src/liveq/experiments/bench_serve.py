@@ -107,9 +107,22 @@ class Load:
                                  limits=httpx.Limits(max_connections=n,
                                                      max_keepalive_connections=n))
 
+    async def post(self, http: httpx.AsyncClient, path: str, body: dict
+                   ) -> httpx.Response | None:
+        """The answer, or None (counted as an error) when the connection failed: under
+        a long overload the server may close an idle keep-alive connection as it is
+        reused."""
+        try:
+            return await http.post(path, json=body)
+        except httpx.TransportError:
+            self.errors += 1
+            return None
+
     async def recommend(self, http: httpx.AsyncClient) -> bool:
         body = {"viewer_id": f"u{self.rng.randrange(self.sizes.viewers)}", "k": 1}
-        response = await http.post("/v1/recommend", json=body)
+        response = await self.post(http, "/v1/recommend", body)
+        if response is None:
+            return False
         if response.status_code != 200:
             self.errors += 1
             return False
@@ -121,7 +134,9 @@ class Load:
         decision = self.decisions[self.keys % len(self.decisions)]
         body = {"decision_id": decision, "type": "impression",
                 "idempotency_key": f"bench-{self.keys}"}
-        response = await http.post("/v1/feedback", json=body)
+        response = await self.post(http, "/v1/feedback", body)
+        if response is None:
+            return False
         if response.status_code != 200:
             self.errors += 1
             return False
@@ -134,7 +149,9 @@ class Load:
             self.keys += 1
             events.append({"decision_id": self.decisions[self.keys % len(self.decisions)],
                            "type": "impression", "idempotency_key": f"bench-{self.keys}"})
-        response = await http.post("/v1/feedback/batch", json={"events": events})
+        response = await self.post(http, "/v1/feedback/batch", {"events": events})
+        if response is None:
+            return False
         if response.status_code != 200 or any(
                 r["status"] != 200 for r in response.json()["results"]):
             self.errors += 1

@@ -113,6 +113,19 @@ class Service:
 
     # --- recommend ---------------------------------------------------------------------
     def recommend(self, body: RecommendRequest) -> dict[str, Any]:
+        """Run in a request thread (not on the event loop): the forward pass, numpy and
+        the database reads release the interpreter lock, so threads use both cores."""
+        answer, row = self._decide(body)
+        if row is None:  # the request key's first answer
+            return answer
+        first = self._writes.run(self._decision_write(body.viewer_id, row))
+        if first is not None:  # a concurrent request with the same key was first
+            return self._repeat_decision(first, body)
+        self.metrics.decision(answer["arm"])
+        return answer
+
+    def _decide(self, body: RecommendRequest) -> tuple[dict[str, Any], dict | None]:
+        """The answer and the decision's log row (no row: the key's first answer)."""
         at = store.now()
         clock = _clock(body, at)
         decision_id = uuid.uuid4().hex
@@ -120,7 +133,7 @@ class Service:
             first = (None if body.idempotency_key is None
                      else store.decision_by_key(conn, body.idempotency_key))
             if first is not None:
-                return self._repeat_decision(first, body)
+                return self._repeat_decision(first, body), None
             model, arm = self._choose_model(conn, body.viewer_id)
             catalogue = self._catalogue.live(conn, at)
             stored = store.viewer_state(conn, body.viewer_id)
@@ -147,11 +160,7 @@ class Service:
                                  logged)
         if body.idempotency_key is not None:
             row.update(request_key=body.idempotency_key, response=answer)
-        first = self._commit_decision(body.viewer_id, row, at)
-        if first is not None:  # a concurrent request with the same key was first
-            return self._repeat_decision(first, body)
-        self.metrics.decision(arm)
-        return answer
+        return answer, row
 
     @staticmethod
     def _repeat_decision(first: dict[str, Any], body: RecommendRequest) -> dict[str, Any]:
@@ -187,14 +196,14 @@ class Service:
                 "slate_probability": fields["slate_probability"],
                 "item_probabilities": fields["item_probabilities"]}
 
-    def _commit_decision(self, viewer_id: str, row: dict[str, Any], at: float
-                         ) -> dict[str, Any] | None:
-        """Log the decision and advance the viewer's step in one transaction (grouped with
-        others'); the state is re-read under the lock so concurrent feedback is not
-        overwritten. Returns the first decision of the row's request key when another
-        request logged it first (then nothing is written)."""
+    def _decision_write(self, viewer_id: str, row: dict[str, Any]):
+        """The write that logs the decision and advances the viewer's step, in one
+        transaction (grouped with others'). The state is re-read under the lock so
+        concurrent feedback is not overwritten. It returns the first decision of the
+        row's request key when another request logged it first (then nothing is
+        written), else None."""
         model_settings = self._models[row["model_version"]].settings
-        key = row.get("request_key")
+        key, at = row.get("request_key"), row["created_at"]
 
         def write(conn) -> dict[str, Any] | None:
             fresh = ViewerState.new(model_settings).to_json()
@@ -211,7 +220,7 @@ class Service:
             store.save_viewer(conn, viewer_id, state.to_json(), at)
             return None
 
-        return self._writes.run(write)
+        return write
 
     # --- feedback ----------------------------------------------------------------------
     async def feedback(self, body: Feedback) -> dict[str, Any]:
