@@ -19,6 +19,7 @@ from liveq.core.errors import LiveqError, RequestError
 from liveq.serving import store
 from liveq.serving.catalogue_cache import CatalogueCache
 from liveq.serving.db import reading
+from liveq.serving.event_log import log_events
 from liveq.serving.explain import explain
 from liveq.serving.group_commit import GroupCommit
 from liveq.serving.metrics import Metrics
@@ -37,8 +38,6 @@ from liveq.serving.viewers import (
     start_session_if_due,
 )
 
-FEEDBACK_COLUMNS = ("decision_id", "viewer_id", "arm", "model_version", "slate")
-"""What an event needs of its decision (not the logged features and distributions)."""
 VIEWER_EVENTS = ("click", "watch", "follow", "session_end")
 """The event types that change the viewer's logged state."""
 
@@ -227,98 +226,42 @@ class Service:
         """Awaited on the event loop: the request needs no thread of its own while the
         writer thread logs and commits its event."""
         at = store.now()
-        answer, counted = await asyncio.wrap_future(
-            self._writes.submit(lambda conn: self._log_event(conn, body, at)))
+
+        def write(conn) -> tuple[dict[str, Any], str | None]:
+            outcome = log_events(conn, [body], at, self._apply)[0]
+            if isinstance(outcome, RequestError):
+                raise outcome
+            return outcome
+
+        answer, counted = await asyncio.wrap_future(self._writes.submit(write))
+        value = answer.pop("value", None)
         if counted is not None:
-            self.metrics.event(counted, body.type, answer.get("value"))
-        return {k: v for k, v in answer.items() if k != "value"}
+            self.metrics.event(counted, body.type, value)
+        return answer
 
     async def feedback_batch(self, body: FeedbackBatch) -> dict[str, Any]:
-        """Several events in one write: one transaction, one answer after its commit.
-
-        Each event is checked (decision, streamer, value, key) before anything of it is
-        written, so a refused event leaves no trace and gets the 4xx it would get alone
-        while the others are logged; a repeated key gets its first answer, also within
-        the batch."""
+        """Several events in one write: one transaction, one answer after its commit
+        (`liveq.serving.event_log`: a refused event gets the 4xx it would get alone, in
+        its place, and writes nothing; the others are logged)."""
         at = store.now()
-
-        def write(conn) -> list[tuple[dict[str, Any], str | None]]:
-            out = []
-            for event in body.events:
-                try:
-                    out.append(self._log_event(conn, event, at))
-                except RequestError as exc:
-                    out.append(({"status": exc.status, "detail": str(exc)}, None))
-            return out
-
+        done = await asyncio.wrap_future(self._writes.submit(
+            lambda conn: log_events(conn, body.events, at, self._apply)))
         results = []
-        done = await asyncio.wrap_future(self._writes.submit(write))
-        for event, (answer, counted) in zip(body.events, done, strict=True):
+        for event, outcome in zip(body.events, done, strict=True):
+            if isinstance(outcome, RequestError):
+                results.append({"status": outcome.status, "detail": str(outcome)})
+                continue
+            answer, counted = outcome
             value = answer.pop("value", None)
             if counted is not None:
                 self.metrics.event(counted, event.type, value)
-            results.append(answer if "status" in answer else {"status": 200, **answer})
+            results.append({"status": 200, **answer})
         return {"results": results}
 
-    def _log_event(self, conn, body: Feedback, at: float) -> tuple[dict[str, Any], str | None]:
-        """The event's answer (with its value) and the decision's arm; no arm when the
-        key was seen before (the first answer again)."""
-        done = store.event_by_key(conn, body.idempotency_key)
-        if done is not None:
-            return self._repeat(done, body), None
-        decision = store.get_decision(conn, body.decision_id, FEEDBACK_COLUMNS)
-        streamer = self._event_streamer(body, decision)
-        response = {"decision_id": body.decision_id, "type": body.type, "accepted": True}
-        row = {"idempotency_key": body.idempotency_key, "decision_id": body.decision_id,
-               "viewer_id": decision["viewer_id"], "streamer_id": streamer,
-               "type": body.type, "value": self._value(body), "created_at": at,
-               "response": response}
-        event_id = store.insert_event(conn, row)
-        if event_id is None:  # a concurrent request took the key
-            return self._repeat(store.event_by_key(conn, body.idempotency_key), body), None
-        self._apply(conn, decision, body, streamer, at)
-        return {**response, "event_id": event_id, "value": row["value"]}, decision["arm"]
-
-    @staticmethod
-    def _repeat(done: dict[str, Any], body: Feedback) -> dict[str, Any]:
-        if done["decision_id"] != body.decision_id or done["type"] != body.type:
-            raise RequestError(409, f"idempotency_key '{body.idempotency_key}' was used for "
-                                    f"another event ({done['type']} of decision "
-                                    f"{done['decision_id']})")
-        return {**done["response"], "event_id": done["event_id"]}
-
-    @staticmethod
-    def _value(body: Feedback) -> float | None:
-        if body.type == "watch":
-            if body.minutes is None:
-                raise RequestError(422, "minutes: a watch event needs minutes (> 0)")
-            return body.minutes
-        if body.type == "gift":
-            if body.value is None:
-                raise RequestError(422, "value: a gift event needs a value (>= 0)")
-            return body.value
-        return None
-
-    @staticmethod
-    def _event_streamer(body: Feedback, decision: dict[str, Any]) -> str | None:
-        if body.type == "session_end":
-            return None
-        if body.streamer_id is None:
-            if not decision["slate"]:
-                raise RequestError(422, f"decision {body.decision_id} showed nothing")
-            return decision["slate"][0]
-        if body.streamer_id not in decision["slate"]:
-            raise RequestError(422, f"streamer_id '{body.streamer_id}' was not shown in "
-                                    f"decision {body.decision_id}")
-        return body.streamer_id
-
     def _apply(self, conn, decision, body: Feedback, streamer: str | None, at: float) -> None:
-        """Update the streamer's counters and, for the events that change it, the
-        viewer's state (impressions, gifts and comments leave it as it was, so their
-        transaction neither reads nor locks the viewer's row)."""
-        if body.type == "impression":
-            store.add_engagement(conn, streamer, impressions=1.0)
-            return
+        """Update the viewer's state and the streamer's counters from an event that
+        changes the viewer (impressions are counted by `log_events` in bulk; gifts and
+        comments change neither, so their transaction never locks the viewer's row)."""
         if body.type not in VIEWER_EVENTS:
             return
         settings = self._model_of(conn, decision["model_version"]).settings
