@@ -26,8 +26,11 @@ def test_bench_serve_quick_reports_positive_figures(tmp_path):
         assert math.isfinite(value) and value > 0
     assert fixed["p50_ms"] <= fixed["p99_ms"] <= fixed["max_ms"]
     assert events["ok"] > 0 and peak["ok"] > 0
+    batched = figures["feedback_batch"]
+    assert batched["ok"] > 0 and batched["events_per_s"] == batched["per_s"] * batched["batch"]
     for label in ("recommend p99 at 200 req/s", "max sustained recommends/s",
-                  "durable feedback events/s"):
+                  "durable feedback events/s (1 per request)",
+                  "durable feedback events/s (50 per request)"):
         assert label in done.stdout
 
 

@@ -4,6 +4,7 @@ per write."""
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -91,3 +92,18 @@ def test_group_commit_answers_each_write_and_isolates_failures(engine):
         assert conn.execute(select(func.count()).select_from(streamers)).scalar() == 86
     assert ids == {f"s{i}" for i in range(1, 101) if i % 7}
     assert writes.writes == 100 and 1 <= writes.batches <= 100
+
+
+def test_group_commit_drops_a_cancelled_write_and_keeps_running(engine):
+    writes = GroupCommit(engine)
+    at = 3_000_000.0
+    gate = threading.Event()
+    blocker = writes.submit(lambda conn: gate.wait(10))  # holds the writer thread
+    cancelled = writes.submit(lambda conn: store.upsert_streamer(conn, _streamer(1, at)))
+    assert cancelled.cancel()
+    gate.set()
+    assert blocker.result(10) is True
+    assert writes.submit(lambda conn: store.upsert_streamer(conn, _streamer(2, at))
+                         ).result(10) is None
+    with reading(engine) as conn:
+        assert store.live_catalogue(conn, at).ids == ["s2"]

@@ -192,3 +192,70 @@ def test_concurrent_feedback_on_two_workers_commits_each_key_once(client, server
             events.c.idempotency_key.like("conc-%"))).scalar()
     engine.dispose()
     assert n == 40
+
+
+def _decisions_with_key(server, key: str) -> list[dict]:
+    engine = create_engine(normalise_url(server.db))
+    with engine.connect() as conn:
+        rows = conn.execute(select(decisions.c.decision_id, decisions.c.viewer_id,
+                                   decisions.c.slate).where(
+            decisions.c.request_key == key)).mappings().all()
+    engine.dispose()
+    return [dict(r) for r in rows]
+
+
+def test_a_retried_recommend_with_its_key_gets_the_first_decision(client, server):
+    key = f"rec-{uuid.uuid4().hex}"
+    first = recommend(client, "viewer-key", k=3, idempotency_key=key)
+    again = recommend(client, "viewer-key", k=3, idempotency_key=key)
+    assert again == first  # same decision_id, slate, scores and probabilities
+    logged = _decisions_with_key(server, key)
+    assert [r["decision_id"] for r in logged] == [first["decision_id"]]
+    assert logged[0]["slate"] == [i["streamer_id"] for i in first["items"]]
+    # without a key every request is a new decision
+    plain = [recommend(client, "viewer-key", k=3)["decision_id"] for _ in range(2)]
+    assert len({first["decision_id"], *plain}) == 3
+    other = client.post("/v1/recommend", json={"viewer_id": "viewer-other", "k": 3,
+                                               "idempotency_key": key})
+    assert other.status_code == 409 and "another viewer" in other.json()["detail"]
+
+
+def test_concurrent_retries_on_two_workers_log_one_decision(client, server):
+    key = f"rec-conc-{uuid.uuid4().hex}"
+
+    def send(_):
+        return recommend(client, "viewer-retry", k=2, idempotency_key=key)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(send, range(16)))
+    assert all(a == answers[0] for a in answers)
+    assert [r["decision_id"] for r in _decisions_with_key(server, key)] == [
+        answers[0]["decision_id"]]
+
+
+def test_feedback_batch_commits_each_event_once_and_refuses_bad_ones_alone(client, server):
+    out = recommend(client, "viewer-batch", k=2)
+    decision, shown = out["decision_id"], out["items"][1]["streamer_id"]
+    tag = uuid.uuid4().hex
+    events_sent = [
+        {"decision_id": decision, "type": "impression", "idempotency_key": f"b1-{tag}"},
+        {"decision_id": decision, "type": "watch", "minutes": 5.0, "streamer_id": shown,
+         "idempotency_key": f"b2-{tag}"},
+        {"decision_id": "f" * 32, "type": "click", "idempotency_key": f"b3-{tag}"},
+        {"decision_id": decision, "type": "watch", "idempotency_key": f"b4-{tag}"},
+        {"decision_id": decision, "type": "impression", "idempotency_key": f"b1-{tag}"},
+    ]
+    first = client.post("/v1/feedback/batch", json={"events": events_sent})
+    assert first.status_code == 200, first.text
+    results = first.json()["results"]
+    assert [r["status"] for r in results] == [200, 200, 404, 422, 200]
+    assert "unknown decision_id" in results[2]["detail"] and "minutes" in results[3]["detail"]
+    assert results[4]["event_id"] == results[0]["event_id"]  # the key repeated in the batch
+    again = client.post("/v1/feedback/batch", json={"events": events_sent}).json()["results"]
+    assert [r.get("event_id") for r in again] == [r.get("event_id") for r in results]
+    engine = create_engine(normalise_url(server.db))
+    with engine.connect() as conn:
+        logged = conn.execute(select(events.c.idempotency_key, events.c.type).where(
+            events.c.idempotency_key.like(f"%-{tag}"))).all()
+    engine.dispose()
+    assert sorted(logged) == [(f"b1-{tag}", "impression"), (f"b2-{tag}", "watch")]

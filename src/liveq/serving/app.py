@@ -10,7 +10,6 @@ from __future__ import annotations
 import hmac
 import json
 import os
-import time
 from typing import Annotated, Any
 
 import torch
@@ -23,7 +22,7 @@ from liveq.core.errors import LiveqError, RequestError
 from liveq.serving import schemas as s
 from liveq.serving.db import open_log
 from liveq.serving.limits import BodyLimit
-from liveq.serving.metrics import Metrics
+from liveq.serving.metrics import Metrics, RequestTiming
 from liveq.serving.service import Service
 from liveq.serving.settings import ServeConfig, serve_config
 
@@ -51,8 +50,8 @@ def create_app(config: ServeConfig) -> FastAPI:
                   description="Recommends live streams with a trained liveq policy and logs "
                               "every decision for learning and evaluation.")
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(RequestTiming, metrics=metrics)
     _handlers(app)
-    _timing(app, metrics)
 
     def admin(x_api_key: Annotated[str | None, Header()] = None) -> None:
         if config.api_key is None:
@@ -90,18 +89,6 @@ def _handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code)
 
 
-def _timing(app: FastAPI, metrics: Metrics) -> None:
-    @app.middleware("http")
-    async def timed(request: Request, call_next: Any) -> Response:
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        metrics.request(path, request.method, response.status_code,
-                        time.perf_counter() - start)
-        return response
-
-
 def _public_routes(app: FastAPI, service: Service) -> None:
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -131,10 +118,18 @@ def _public_routes(app: FastAPI, service: Service) -> None:
         return service.recommend(body)
 
     @app.post("/v1/feedback", response_model=s.FeedbackResponse, responses=ERRORS)
-    def feedback(body: s.Feedback) -> dict[str, Any]:
+    async def feedback(body: s.Feedback) -> dict[str, Any]:
         """Answered only after the event is committed; a repeated key returns the first
         answer."""
-        return service.feedback(body)
+        return await service.feedback(body)
+
+    @app.post("/v1/feedback/batch", response_model=s.FeedbackBatchResponse,
+              responses=ERRORS)
+    async def feedback_batch(body: s.FeedbackBatch) -> dict[str, Any]:
+        """Up to 1,000 events committed in one transaction, answered after the commit
+        with one result per event, in order (a refused event gets its 4xx status and
+        detail there; the others are logged)."""
+        return await service.feedback_batch(body)
 
     @app.get("/v1/decisions/{decision_id}/explain", responses=ERRORS)
     def explain(decision_id: Annotated[str, s.Field(min_length=1, max_length=64)]

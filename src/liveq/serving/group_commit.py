@@ -38,9 +38,14 @@ class GroupCommit:
         threading.Thread(target=self._loop, name="liveq-group-commit", daemon=True).start()
 
     def run(self, work: Callable[[Connection], T]) -> T:
+        return self.submit(work).result()
+
+    def submit(self, work: Callable[[Connection], T]) -> Future:
+        """Queue `work`; the future holds its result once the commit that holds it is
+        done (an event-loop caller awaits it with `asyncio.wrap_future`)."""
         done: Future = Future()
         self._queue.put((work, done))
-        return done.result()
+        return done
 
     def _loop(self) -> None:
         while True:
@@ -50,7 +55,12 @@ class GroupCommit:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            self._commit(batch)
+            # A request awaited on the event loop is cancelled when its client goes
+            # away; its write is dropped (nothing was answered), and the others' futures
+            # are marked running so none can be cancelled after its write committed.
+            batch = [item for item in batch if item[1].set_running_or_notify_cancel()]
+            if batch:
+                self._commit(batch)
 
     def _commit(self, batch: list[tuple[Callable, Future]]) -> None:
         try:

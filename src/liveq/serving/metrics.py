@@ -7,6 +7,8 @@ process write its counts there and `/metrics` adds them up.
 from __future__ import annotations
 
 import os
+import time
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -58,3 +60,32 @@ class Metrics:
             multiprocess.MultiProcessCollector(registry)
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+class RequestTiming:
+    """ASGI middleware that counts every HTTP request by route, method and status and
+    times it. Plain ASGI, not `@app.middleware("http")`: Starlette's `BaseHTTPMiddleware`
+    runs the rest of the app in a task and streams the response through a memory channel,
+    which cost more per request than the whole route did on the feedback path."""
+
+    def __init__(self, app: Any, metrics: Metrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start, status = time.perf_counter(), 500
+
+        async def timed_send(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, timed_send)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.request(path, scope["method"], status,
+                                 time.perf_counter() - start)

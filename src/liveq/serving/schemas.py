@@ -57,6 +57,10 @@ class RecommendRequest(Strict):
     candidates: list[Id] | None = Field(None, min_length=1, max_length=MAX_CATALOGUE,
                                         description="rank only these live streamers")
     k: int = Field(1, ge=1, le=MAX_K, description="items to return")
+    idempotency_key: Id | None = Field(
+        None, description="a retried request with the same key gets the first decision "
+                          "again (same decision_id and slate), and no second decision is "
+                          "logged")
 
 
 class RecommendedItem(BaseModel):
@@ -102,6 +106,28 @@ class FeedbackResponse(BaseModel):
     decision_id: str
     type: str
     accepted: bool = True
+
+
+MAX_BATCH_EVENTS = 1000
+
+
+class FeedbackBatch(Strict):
+    events: list[Feedback] = Field(min_length=1, max_length=MAX_BATCH_EVENTS,
+                                   description="committed together, in this order")
+
+
+class BatchResult(BaseModel):
+    status: int = Field(description="200 when the event is in the log (or its key was "
+                                    "seen before); the 4xx it would have got alone")
+    event_id: int | None = None
+    decision_id: str | None = None
+    type: str | None = None
+    accepted: bool = False
+    detail: str | None = Field(None, description="why the event was refused")
+
+
+class FeedbackBatchResponse(BaseModel):
+    results: list[BatchResult]
 
 
 class RegisterModel(Strict):

@@ -7,6 +7,7 @@ A feedback event is answered only after the transaction that holds it has commit
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timezone
 from typing import Any
@@ -18,12 +19,14 @@ from liveq.core.errors import LiveqError, RequestError
 from liveq.serving import store
 from liveq.serving.catalogue_cache import CatalogueCache
 from liveq.serving.db import reading
+from liveq.serving.event_log import log_events
 from liveq.serving.explain import explain
 from liveq.serving.group_commit import GroupCommit
 from liveq.serving.metrics import Metrics
 from liveq.serving.model import ServedModel, load_model, model_version
 from liveq.serving.policy_log import arm_of, decide, log_draw
-from liveq.serving.schemas import Catalogue, Feedback, RecommendRequest
+from liveq.serving.routing import Routing
+from liveq.serving.schemas import Catalogue, Feedback, FeedbackBatch, RecommendRequest
 from liveq.serving.settings import ServeConfig
 from liveq.serving.viewers import (
     ViewerState,
@@ -35,8 +38,8 @@ from liveq.serving.viewers import (
     start_session_if_due,
 )
 
-FEEDBACK_COLUMNS = ("decision_id", "viewer_id", "arm", "model_version", "slate")
-"""What an event needs of its decision (not the logged features and distributions)."""
+VIEWER_EVENTS = ("click", "watch", "follow", "session_end")
+"""The event types that change the viewer's logged state."""
 
 
 class Service:
@@ -44,6 +47,7 @@ class Service:
         self.engine, self.config, self.metrics = engine, config, metrics
         self._models: dict[str, ServedModel] = {}
         self._catalogue = CatalogueCache()
+        self._routing = Routing()
         self._writes = GroupCommit(engine)
         self._myopic = load_model(config.myopic) if config.myopic else None
         self._warm()
@@ -64,14 +68,13 @@ class Service:
         return self._models[version]
 
     def _choose_model(self, conn, viewer_id: str) -> tuple[ServedModel, str]:
-        arm = arm_of(viewer_id, store.current_split(conn))
+        live, arms = self._routing.lookup(conn)
+        arm = arm_of(viewer_id, arms)
         if arm is not None:
-            row = store.get_model(conn, arm["model"])
-            return self.model(row["version"], row["run_path"]), arm["name"]
-        row = store.live_model(conn)
-        if row is None:
+            return self._model_of(conn, arm["model"]), arm["name"]
+        if live is None:
             raise RequestError(503, "no live model: register and promote one")
-        return self.model(row["version"], row["run_path"]), "live"
+        return self._model_of(conn, live), "live"
 
     # --- catalogue ---------------------------------------------------------------------
     def put_catalogue(self, body: Catalogue) -> dict[str, int]:
@@ -109,10 +112,27 @@ class Service:
 
     # --- recommend ---------------------------------------------------------------------
     def recommend(self, body: RecommendRequest) -> dict[str, Any]:
+        """Run in a request thread (not on the event loop): the forward pass, numpy and
+        the database reads release the interpreter lock, so threads use both cores."""
+        answer, row = self._decide(body)
+        if row is None:  # the request key's first answer
+            return answer
+        first = self._writes.run(self._decision_write(body.viewer_id, row))
+        if first is not None:  # a concurrent request with the same key was first
+            return self._repeat_decision(first, body)
+        self.metrics.decision(answer["arm"])
+        return answer
+
+    def _decide(self, body: RecommendRequest) -> tuple[dict[str, Any], dict | None]:
+        """The answer and the decision's log row (no row: the key's first answer)."""
         at = store.now()
         clock = _clock(body, at)
         decision_id = uuid.uuid4().hex
         with reading(self.engine) as conn:
+            first = (None if body.idempotency_key is None
+                     else store.decision_by_key(conn, body.idempotency_key))
+            if first is not None:
+                return self._repeat_decision(first, body), None
             model, arm = self._choose_model(conn, body.viewer_id)
             catalogue = self._catalogue.live(conn, at)
             stored = store.viewer_state(conn, body.viewer_id)
@@ -130,15 +150,25 @@ class Service:
         start_session_if_due(state, at, self.config.session_gap_minutes)
         fields = decide(model, catalogue, state, body.k, self.config.exploration,
                         decision_id, clock)
+        answer = {"decision_id": decision_id, "items": _items(fields),
+                  "slate_probability": fields["slate_probability"],
+                  "policy_version": model.version, "arm": arm,
+                  "exploration": self.config.exploration}
         logged = log_draw(decision_id) < self.config.log_sample
         row = self._decision_row(decision_id, body, at, clock, state, model, arm, fields,
                                  logged)
-        self._commit_decision(body.viewer_id, row, at)
-        self.metrics.decision(arm)
-        return {"decision_id": decision_id, "items": _items(fields),
-                "slate_probability": fields["slate_probability"],
-                "policy_version": model.version, "arm": arm,
-                "exploration": self.config.exploration}
+        if body.idempotency_key is not None:
+            row.update(request_key=body.idempotency_key, response=answer)
+        return answer, row
+
+    @staticmethod
+    def _repeat_decision(first: dict[str, Any], body: RecommendRequest) -> dict[str, Any]:
+        """The first answer to a request key, refused when another viewer used the key."""
+        if first["viewer_id"] != body.viewer_id:
+            raise RequestError(409, f"idempotency_key '{body.idempotency_key}' was used for "
+                                    f"a recommendation to another viewer "
+                                    f"('{first['viewer_id']}')")
+        return first["response"]
 
     @staticmethod
     def _check_topics(catalogue, topic_dim: int) -> None:
@@ -165,94 +195,80 @@ class Service:
                 "slate_probability": fields["slate_probability"],
                 "item_probabilities": fields["item_probabilities"]}
 
-    def _commit_decision(self, viewer_id: str, row: dict[str, Any], at: float) -> None:
-        """Log the decision and advance the viewer's step in one transaction (grouped with
-        others'); the state is re-read under the lock so concurrent feedback is not
-        overwritten."""
+    def _decision_write(self, viewer_id: str, row: dict[str, Any]):
+        """The write that logs the decision and advances the viewer's step, in one
+        transaction (grouped with others'). The state is re-read under the lock so
+        concurrent feedback is not overwritten. It returns the first decision of the
+        row's request key when another request logged it first (then nothing is
+        written), else None."""
         model_settings = self._models[row["model_version"]].settings
+        key, at = row.get("request_key"), row["created_at"]
 
-        def write(conn) -> None:
+        def write(conn) -> dict[str, Any] | None:
             fresh = ViewerState.new(model_settings).to_json()
             state = ViewerState.from_json(store.lock_viewer(conn, viewer_id, at, fresh),
                                           model_settings)
+            first = None if key is None else store.decision_by_key(conn, key)
+            if first is not None:
+                return first
             start_session_if_due(state, at, self.config.session_gap_minutes)
             row["session_id"], row["session_step"] = state.session_id, state.session_steps
             begin_step(state, model_settings, at)
-            store.insert_decision(conn, row)
+            if not store.insert_decision(conn, row):
+                return store.decision_by_key(conn, key)
             store.save_viewer(conn, viewer_id, state.to_json(), at)
+            return None
 
-        self._writes.run(write)
+        return write
 
     # --- feedback ----------------------------------------------------------------------
-    def feedback(self, body: Feedback) -> dict[str, Any]:
+    async def feedback(self, body: Feedback) -> dict[str, Any]:
+        """Awaited on the event loop: the request needs no thread of its own while the
+        writer thread logs and commits its event."""
         at = store.now()
-        answer, counted = self._writes.run(lambda conn: self._log_event(conn, body, at))
+
+        def write(conn) -> tuple[dict[str, Any], str | None]:
+            outcome = log_events(conn, [body], at, self._apply)[0]
+            if isinstance(outcome, RequestError):
+                raise outcome
+            return outcome
+
+        answer, counted = await asyncio.wrap_future(self._writes.submit(write))
+        value = answer.pop("value", None)
         if counted is not None:
-            self.metrics.event(counted, body.type, answer.get("value"))
-        return {k: v for k, v in answer.items() if k != "value"}
+            self.metrics.event(counted, body.type, value)
+        return answer
 
-    def _log_event(self, conn, body: Feedback, at: float) -> tuple[dict[str, Any], str | None]:
-        """The event's answer (with its value) and the decision's arm; no arm when the
-        key was seen before (the first answer again)."""
-        done = store.event_by_key(conn, body.idempotency_key)
-        if done is not None:
-            return self._repeat(done, body), None
-        decision = store.get_decision(conn, body.decision_id, FEEDBACK_COLUMNS)
-        streamer = self._event_streamer(body, decision)
-        response = {"decision_id": body.decision_id, "type": body.type, "accepted": True}
-        row = {"idempotency_key": body.idempotency_key, "decision_id": body.decision_id,
-               "viewer_id": decision["viewer_id"], "streamer_id": streamer,
-               "type": body.type, "value": self._value(body), "created_at": at,
-               "response": response}
-        event_id = store.insert_event(conn, row)
-        if event_id is None:  # a concurrent request took the key
-            return self._repeat(store.event_by_key(conn, body.idempotency_key), body), None
-        self._apply(conn, decision, body, streamer, at)
-        return {**response, "event_id": event_id, "value": row["value"]}, decision["arm"]
-
-    @staticmethod
-    def _repeat(done: dict[str, Any], body: Feedback) -> dict[str, Any]:
-        if done["decision_id"] != body.decision_id or done["type"] != body.type:
-            raise RequestError(409, f"idempotency_key '{body.idempotency_key}' was used for "
-                                    f"another event ({done['type']} of decision "
-                                    f"{done['decision_id']})")
-        return {**done["response"], "event_id": done["event_id"]}
-
-    @staticmethod
-    def _value(body: Feedback) -> float | None:
-        if body.type == "watch":
-            if body.minutes is None:
-                raise RequestError(422, "minutes: a watch event needs minutes (> 0)")
-            return body.minutes
-        if body.type == "gift":
-            if body.value is None:
-                raise RequestError(422, "value: a gift event needs a value (>= 0)")
-            return body.value
-        return None
-
-    @staticmethod
-    def _event_streamer(body: Feedback, decision: dict[str, Any]) -> str | None:
-        if body.type == "session_end":
-            return None
-        if body.streamer_id is None:
-            if not decision["slate"]:
-                raise RequestError(422, f"decision {body.decision_id} showed nothing")
-            return decision["slate"][0]
-        if body.streamer_id not in decision["slate"]:
-            raise RequestError(422, f"streamer_id '{body.streamer_id}' was not shown in "
-                                    f"decision {body.decision_id}")
-        return body.streamer_id
+    async def feedback_batch(self, body: FeedbackBatch) -> dict[str, Any]:
+        """Several events in one write: one transaction, one answer after its commit
+        (`liveq.serving.event_log`: a refused event gets the 4xx it would get alone, in
+        its place, and writes nothing; the others are logged)."""
+        at = store.now()
+        done = await asyncio.wrap_future(self._writes.submit(
+            lambda conn: log_events(conn, body.events, at, self._apply)))
+        results = []
+        for event, outcome in zip(body.events, done, strict=True):
+            if isinstance(outcome, RequestError):
+                results.append({"status": outcome.status, "detail": str(outcome)})
+                continue
+            answer, counted = outcome
+            value = answer.pop("value", None)
+            if counted is not None:
+                self.metrics.event(counted, event.type, value)
+            results.append({"status": 200, **answer})
+        return {"results": results}
 
     def _apply(self, conn, decision, body: Feedback, streamer: str | None, at: float) -> None:
-        """Update the viewer's state and the streamer's counters from the event."""
-        model = self._model_of(conn, decision["model_version"])
-        settings = model.settings
+        """Update the viewer's state and the streamer's counters from an event that
+        changes the viewer (impressions are counted by `log_events` in bulk; gifts and
+        comments change neither, so their transaction never locks the viewer's row)."""
+        if body.type not in VIEWER_EVENTS:
+            return
+        settings = self._model_of(conn, decision["model_version"]).settings
         fresh = ViewerState.new(settings).to_json()
         state = ViewerState.from_json(store.lock_viewer(conn, decision["viewer_id"], at,
                                                         fresh), settings)
-        if body.type == "impression":
-            store.add_engagement(conn, streamer, impressions=1.0)
-        elif body.type == "click":
+        if body.type == "click":
             record_click(state, at)
             store.add_engagement(conn, streamer, clicks=1.0)
         elif body.type == "watch":
@@ -263,11 +279,15 @@ class Service:
             store.add_engagement(conn, streamer, watch=share)
         elif body.type == "follow":
             record_follow(state, streamer, at)
-        elif body.type == "session_end":
+        else:
             end_session(state)
         store.save_viewer(conn, decision["viewer_id"], state.to_json(), at)
 
     def _model_of(self, conn, version: str) -> ServedModel:
+        """The model of `version` (its row is read only the first time: a version names
+        one checkpoint)."""
+        if version in self._models:
+            return self._models[version]
         row = store.get_model(conn, version)
         return self.model(row["version"], row["run_path"])
 

@@ -7,12 +7,14 @@ so a caller groups several of them into one atomic commit.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from liveq.core.errors import RequestError
@@ -121,9 +123,27 @@ def lock_viewer(conn: Connection, viewer_id: str, at: float, fresh: dict) -> dic
         return viewer_state(conn, viewer_id, for_update=True)
 
 
-def insert_decision(conn: Connection, row: dict[str, Any]) -> None:
-    # parameters apart from the statement: SQLAlchemy compiles the INSERT once
-    conn.execute(decisions.insert(), row)
+def insert_decision(conn: Connection, row: dict[str, Any]) -> bool:
+    """Log a decision; False (and nothing written) when its `request_key` is taken."""
+    if row.get("request_key") is None:
+        # parameters apart from the statement: SQLAlchemy compiles the INSERT once
+        conn.execute(decisions.insert(), row)
+        return True
+    return conn.execute(_insert_keyed_decision(conn.dialect.name), row).first() is not None
+
+
+@functools.cache
+def _insert_keyed_decision(dialect: str):
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (insert(decisions).on_conflict_do_nothing(index_elements=["request_key"])
+            .returning(decisions.c.decision_id))
+
+
+def decision_by_key(conn: Connection, key: str) -> dict[str, Any] | None:
+    """The viewer and the answer of the decision logged for request key `key`."""
+    row = conn.execute(select(decisions.c.viewer_id, decisions.c.response)
+                       .where(decisions.c.request_key == key)).mappings().first()
+    return None if row is None else dict(row)
 
 
 def get_decision(conn: Connection, decision_id: str,
@@ -143,15 +163,44 @@ def event_by_key(conn: Connection, key: str) -> dict[str, Any] | None:
     return None if row is None else dict(row)
 
 
-def insert_event(conn: Connection, row: dict[str, Any]) -> int | None:
-    """Insert an event and return its `event_id`; None (and nothing written) when its
-    idempotency key exists."""
-    try:
-        with conn.begin_nested():
-            done = conn.execute(events.insert(), row)
-        return int(done.inserted_primary_key[0])
-    except IntegrityError:
-        return None
+@functools.cache
+def _insert_event(dialect: str):
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (insert(events).on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(events.c.event_id, events.c.idempotency_key))
+
+
+def events_by_keys(conn: Connection, keys: list[str]) -> dict[str, dict[str, Any]]:
+    """The logged events of these idempotency keys, by key."""
+    rows = conn.execute(select(events).where(events.c.idempotency_key.in_(keys))).mappings()
+    return {r["idempotency_key"]: dict(r) for r in rows}
+
+
+def decisions_by_ids(conn: Connection, ids: list[str], columns: tuple[str, ...]
+                     ) -> dict[str, dict[str, Any]]:
+    """`columns` of the logged decisions among `ids`, by id (unknown ids are left out)."""
+    query = select(*[decisions.c[name] for name in columns]).where(
+        decisions.c.decision_id.in_(ids))
+    return {r["decision_id"]: dict(r) for r in conn.execute(query).mappings()}
+
+
+def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert events (one multi-row statement); the new `event_id` by idempotency key,
+    without the keys that were taken already (those rows are not written)."""
+    if not rows:
+        return {}
+    done = conn.execute(_insert_event(conn.dialect.name), rows)
+    return {r.idempotency_key: int(r.event_id) for r in done}
+
+
+_IMPRESSIONS = (update(streamers).where(streamers.c.streamer_id == bindparam("sid"))
+                .values(impressions=streamers.c.impressions + bindparam("n")))
+
+
+def add_impressions(conn: Connection, counts: dict[str, float]) -> None:
+    """Count impressions toward streamers' logged estimates (one statement)."""
+    if counts:
+        conn.execute(_IMPRESSIONS, [{"sid": k, "n": n} for k, n in sorted(counts.items())])
 
 
 def iter_decisions(conn: Connection, since: float | None = None,

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -64,6 +65,9 @@ streamers = Table(
     Column("clicks", Float, nullable=False),
     Column("watch_sum", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # covers the catalogue cache's fingerprint and counter reads (migration 0003)
+    Index("ix_streamers_live_fingerprint", "live", "streamer_id", "updated_at",
+          "impressions", "clicks", "watch_sum"),
 )
 
 viewers = Table(
@@ -96,6 +100,8 @@ DECISION_COLUMNS = {
     "slate_positions": "their rows in the candidate table",
     "slate_probability": "exact probability of the shown ranked list",
     "item_probabilities": "each shown item's probability at its rank",
+    "request_key": "the client's idempotency key of the request, if it sent one (unique)",
+    "response": "the answer given, kept for requests with a key (a retry gets it again)",
 }
 
 decisions = Table(
@@ -121,6 +127,9 @@ decisions = Table(
     Column("slate_positions", JSON, nullable=False),
     Column("slate_probability", Float, nullable=False),
     Column("item_probabilities", JSON),
+    Column("request_key", String(ID)),  # migration 0004
+    Column("response", JSON),
+    Index("uq_decisions_request_key", "request_key", unique=True),
 )
 
 events = Table(
