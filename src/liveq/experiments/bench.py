@@ -13,6 +13,8 @@ figures (other processes may share the cores).
    `train.torch_threads`). Training time excludes building the learner and the final
    evaluation (liveq's includes writing its last checkpoint). Both greedy policies then
    meet the same seeded sessions and are compared by mean return with 95% intervals.
+   `liveq bench sb3` (`liveq.experiments.bench_fair`) adds SB3 on liveq's own settings
+   and the time each learner needs to reach the same return.
 """
 
 from __future__ import annotations
