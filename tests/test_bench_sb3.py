@@ -125,3 +125,8 @@ def test_bench_sb3_tiny_budget_reports_matched_learners(tmp_path, capsys, demo):
     assert figures["unmatched"] and isinstance(figures["target"]["met"], bool)
     text = capsys.readouterr().out
     assert "SB3 like-for-like" in text and "time to threshold" in text
+
+
+def test_bench_sb3_refuses_a_budget_below_one_step(capsys):
+    assert main(["bench", "sb3", "--steps", "0"]) == 2
+    assert "liveq: error: --steps must be at least 1, got 0" in capsys.readouterr().err
