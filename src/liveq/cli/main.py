@@ -64,15 +64,19 @@ def _add_compare(sub) -> None:
 def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="simulator and training throughput, with SB3 beside it; "
                        "`bench serve`: the recommendation service's latency and rates")
-    p.add_argument("mode", nargs="?", choices=["serve"],
-                   help="serve: start the service and load it (default: the simulator and "
-                   "training benchmark)")
+    p.add_argument("mode", nargs="?", choices=["serve", "sb3"],
+                   help="serve: start the service and load it; sb3: liveq's DQN against "
+                   "SB3's on SB3's defaults and on liveq's own settings, with the time each "
+                   "needs to reach the same return (default: the simulator and training "
+                   "benchmark)")
     p.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     p.add_argument("--json", help="write figures as JSON")
     p.add_argument("--model", help="bench serve: run folder to serve (default: train a small "
                    "demo run first)")
     p.add_argument("--workers", type=int, default=1, help="bench serve: server worker "
                    "processes")
+    p.add_argument("--steps", type=int, help="bench sb3: env-step budget of each learner "
+                   "(default 60,000; 2,560 with --quick)")
 
 
 def _add_traffic(sub) -> None:
@@ -305,6 +309,7 @@ _COMMANDS = {
     "models": "liveq.cli.learn:models_command",
     "traffic": "liveq.cli.traffic:traffic_command",
     "bench serve": "liveq.cli.traffic:bench_serve_command",
+    "bench sb3": "liveq.cli.bench:bench_sb3_command",
 }
 
 

@@ -13,6 +13,8 @@ figures (other processes may share the cores).
    `train.torch_threads`). Training time excludes building the learner and the final
    evaluation (liveq's includes writing its last checkpoint). Both greedy policies then
    meet the same seeded sessions and are compared by mean return with 95% intervals.
+   `liveq bench sb3` (`liveq.experiments.bench_fair`) adds SB3 on liveq's own settings
+   and the time each learner needs to reach the same return.
 """
 
 from __future__ import annotations
@@ -144,13 +146,16 @@ def bench_simulator(sizes: BenchSizes) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ training
-def liveq_run_config(sizes: BenchSizes):
-    """The demo run config on `invalid_action="empty"`, sized for the bench, eval at the end."""
+def liveq_run_config(sizes: Any, eval_every: int = 0):
+    """The demo run config on `invalid_action="empty"`, sized for the bench (`sizes` has
+    `train_steps`, `learning_starts` and `eval_episodes`), evaluated every `eval_every` env
+    steps (0: at the end only)."""
     from liveq.train.config import load_run_config
 
     data = load_yaml("livestream_default")
     data["env"]["kwargs"] = {**(data["env"].get("kwargs") or {}), "invalid_action": "empty"}
-    data["train"].update(total_env_steps=sizes.train_steps, eval_every=0, checkpoint_every=0,
+    data["train"].update(total_env_steps=sizes.train_steps, eval_every=eval_every,
+                         checkpoint_every=0,
                          eval_episodes=sizes.eval_episodes, early_stopping_patience=0,
                          progress=False)
     if sizes.learning_starts is not None:
@@ -202,10 +207,11 @@ def train_stable_baselines(config) -> dict[str, Any]:
     """SB3's DQN on the same world, budget and torch threads, scored on the same sessions."""
     import torch
 
-    from liveq.experiments.bench_sb3 import SB3GreedyPolicy, train_sb3
+    from liveq.experiments.bench_sb3 import SB3GreedyPolicy, sb3_dqn_kwargs, train_sb3
 
     torch.set_num_threads(config.train.torch_threads)
-    run = train_sb3(config.train.total_env_steps, config.agent.dqn.learning_starts,
+    budget = config.train.total_env_steps
+    run = train_sb3(budget, sb3_dqn_kwargs(budget, config.agent.dqn.learning_starts),
                     config.env.kwargs, config.seed)
     score = evaluate_return(SB3GreedyPolicy(run.model), config, config.train.eval_episodes)
     say("  SB3 resolved: " + ", ".join(f"{k} {v}" for k, v in run.settings.items()))

@@ -1,30 +1,54 @@
 """Stable-Baselines3's DQN on the LiveStream env, the reference `liveq bench` compares with.
 
 SB3 is a dev dependency, imported only here. Its DQN cannot mask actions, so it trains on
-`LiveStreamEnv(invalid_action="empty")`: a masked choice recommends nothing. It runs as SB3
-usually does, one env in a `DummyVecEnv`, with SB3's standard DQN hyper-parameters
-(`train_freq=4`, `gradient_steps=1`, batch 32, lr 1e-4, gamma 0.99, `MultiInputPolicy`
-with a [64, 64] MLP over the flattened dict); only the buffer (sized for the budget) and
-`learning_starts` (set to liveq's) differ from SB3's defaults.
+`LiveStreamEnv(invalid_action="empty")`: a masked choice recommends nothing. Two setups:
+
+* default (`sb3_dqn_kwargs`): as SB3 is usually run, one env in a `DummyVecEnv`, with SB3's
+  standard DQN hyper-parameters (`train_freq=4`, `gradient_steps=1`, batch 32, lr 1e-4,
+  gamma 0.99, `MultiInputPolicy` with a [64, 64] MLP over the flattened dict); only the
+  buffer (sized for the budget) and `learning_starts` (set to liveq's) differ.
+* like-for-like (`sb3_like_kwargs`): liveq's DQN settings translated into SB3's units, on
+  as many envs as liveq's run, in a `DummyVecEnv`. SB3 counts `train_freq` in calls to
+  `env.step` (each steps every env) and `target_update_interval` in env steps (rounded
+  down to whole calls); liveq counts `train_freq` in env steps and the target interval in
+  gradient steps. What SB3's DQN cannot express (double Q-learning, liveq's
+  item-conditioned network, masked exploration) is listed in `UNMATCHED`.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from liveq.core.errors import UsageError
+from liveq.core.errors import ConfigError, UsageError
 from liveq.policies.base import Action, Obs
 from liveq.sim.livestream import LiveStreamEnv
+
+UNMATCHED = (
+    "network: liveq scores each candidate with one shared head over (viewer code, "
+    "candidate features); SB3's MlpPolicy is one flat MLP of the same widths over the "
+    "concatenated viewer, candidates and mask, with one output per slot",
+    "target: liveq's DQN is double (online argmax, target value); SB3's DQN takes the "
+    "target network's max",
+    "exploration: liveq draws epsilon per env among live candidates; SB3 draws one coin "
+    "per env.step for all envs at once and a random action among all slots (a masked one "
+    "recommends nothing)",
+    "greedy action: liveq never picks a masked candidate; SB3 may (it then recommends "
+    "nothing)",
+)
+
+
+OnStep = Callable[[Any, float], float]  # (model, training seconds so far) -> seconds spent
 
 
 class SB3Run(NamedTuple):
     model: Any  # stable_baselines3.DQN
     env_steps: int
     updates: int
-    seconds: float  # wall time of model.learn() alone
+    seconds: float  # wall time of model.learn() alone, less the seconds `on_step` spent
     settings: dict[str, Any]  # the hyper-parameters SB3 resolved, for the report
 
 
@@ -34,34 +58,101 @@ def sb3_dqn_kwargs(budget: int, learning_starts: int) -> dict[str, Any]:
             "learning_starts": learning_starts}
 
 
-def train_sb3(budget: int, learning_starts: int, env_kwargs: dict[str, Any],
-              seed: int) -> SB3Run:
-    """Train SB3's DQN for `budget` env steps; only `learn()` is timed."""
+def sb3_like_kwargs(dqn: Any, n_envs: int) -> dict[str, Any]:
+    """liveq's `DQNConfig` (for a run on `n_envs` envs) as SB3 DQN keyword arguments.
+
+    liveq's `train_freq` must be a whole number of vector steps (as it is in every shipped
+    config); its target copy every `target_update_interval` gradient steps becomes the env
+    steps those gradient steps take.
+    """
+    if dqn.train_freq % n_envs:
+        raise ConfigError(f"agent.dqn.train_freq {dqn.train_freq} is not a multiple of "
+                          f"env.n_envs {n_envs}: SB3 cannot train at that rate")
+    if not dqn.huber or dqn.dueling or dqn.n_step != 1 or dqn.prioritized:
+        raise ConfigError("SB3's DQN has only the Huber loss, one-step targets, uniform "
+                          "replay and no dueling head; this DQN config uses another")
+    return {
+        "batch_size": dqn.batch_size, "learning_rate": dqn.lr, "gamma": dqn.gamma,
+        "buffer_size": dqn.buffer_size, "learning_starts": dqn.learning_starts,
+        "train_freq": (dqn.train_freq // n_envs, "step"),
+        "gradient_steps": dqn.gradient_steps,
+        "target_update_interval": round(dqn.target_update_interval * dqn.train_freq
+                                        / dqn.gradient_steps),
+        "tau": dqn.tau, "max_grad_norm": dqn.max_grad_norm,
+        "exploration_initial_eps": dqn.epsilon_start,
+        "exploration_final_eps": dqn.epsilon_end,
+        "exploration_fraction": dqn.epsilon_fraction,
+        "policy_kwargs": {"net_arch": list(dqn.hidden_sizes)},
+    }
+
+
+def build_sb3(kwargs: dict[str, Any], env_kwargs: dict[str, Any], seed: int,
+              n_envs: int = 1) -> Any:
+    """An untrained SB3 DQN (`MultiInputPolicy`) on `n_envs` LiveStream envs in a
+    `DummyVecEnv`: SB3's `SubprocVecEnv` runs one process per env, which on a few cores
+    only adds pickling and pipes to every step of a simulator this cheap."""
     try:
         from stable_baselines3 import DQN
         from stable_baselines3.common.vec_env import DummyVecEnv
     except ImportError:
         raise UsageError("`liveq bench` compares with Stable-Baselines3, which is not "
                          "installed; pip install -e '.[dev]'") from None
-    venv = DummyVecEnv([lambda: LiveStreamEnv(**env_kwargs)])
-    model = DQN("MultiInputPolicy", venv, seed=seed, verbose=0,
-                **sb3_dqn_kwargs(budget, learning_starts))
-    start = time.perf_counter()
-    model.learn(total_timesteps=budget)
-    seconds = time.perf_counter() - start
-    venv.close()
+    venv = DummyVecEnv([lambda: LiveStreamEnv(**env_kwargs)] * n_envs)
+    return DQN("MultiInputPolicy", venv, seed=seed, verbose=0, **kwargs)
+
+
+def train_sb3(budget: int, kwargs: dict[str, Any], env_kwargs: dict[str, Any], seed: int,
+              n_envs: int = 1, on_step: OnStep | None = None) -> SB3Run:
+    """Train SB3's DQN for `budget` env steps; only `learn()` is timed.
+
+    `on_step(model, train_seconds)`, if given, runs after every `env.step` of training with
+    the training time so far; it returns the seconds it spent, which are left out of the
+    training time (periodic evaluation).
+    """
+    model = build_sb3(kwargs, env_kwargs, seed, n_envs)
+    clock = _Clock()
+    callback = None if on_step is None else _callback(on_step, clock)
+    clock.start = time.perf_counter()
+    model.learn(total_timesteps=budget, callback=callback)
+    seconds = clock.train_seconds()
+    model.get_env().close()
     return SB3Run(model, int(model.num_timesteps), int(model._n_updates), seconds,
                   resolved_settings(model))
 
 
+class _Clock:
+    """Training time: wall time since `start`, less the seconds the callback spent."""
+
+    def __init__(self) -> None:
+        self.start, self.spent = time.perf_counter(), 0.0
+
+    def train_seconds(self) -> float:
+        return time.perf_counter() - self.start - self.spent
+
+
+def _callback(on_step: OnStep, clock: _Clock) -> Any:
+    """An SB3 callback calling `on_step(model, train_seconds)` after every env.step."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class EveryStep(BaseCallback):
+        def _on_step(self) -> bool:
+            clock.spent += on_step(self.model, clock.train_seconds())
+            return True
+
+    return EveryStep()
+
+
 def resolved_settings(model: Any) -> dict[str, Any]:
     """The hyper-parameters a DQN model actually used, SB3's defaults included."""
-    names = ("batch_size", "learning_rate", "gamma", "train_freq", "gradient_steps",
-             "buffer_size", "learning_starts", "target_update_interval",
-             "exploration_fraction", "exploration_final_eps")
+    names = ("n_envs", "batch_size", "learning_rate", "gamma", "gradient_steps",
+             "buffer_size", "learning_starts", "target_update_interval", "tau",
+             "max_grad_norm", "exploration_initial_eps", "exploration_final_eps",
+             "exploration_fraction")
     settings = {name: getattr(model, name) for name in names}
     settings["train_freq"] = int(model.train_freq.frequency)
+    settings["train_freq_unit"] = model.train_freq.unit.value
     settings["net_arch"] = list(model.policy.net_arch)
+    settings["parameters"] = sum(p.numel() for p in model.q_net.parameters())
     return settings
 
 
