@@ -42,8 +42,8 @@ def rollout(env, steps, seed):
 
 
 def same(a, b) -> bool:
-    return all(np.array_equal(np.squeeze(x), np.squeeze(y)) for p, q in zip(a, b)
-               for x, y in zip(p, q))
+    return all(np.array_equal(np.squeeze(x), np.squeeze(y)) for p, q in zip(a, b, strict=True)
+               for x, y in zip(p, q, strict=True))
 
 
 def test_same_seed_same_trajectory_and_vector_equals_single():
