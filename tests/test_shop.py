@@ -144,3 +144,17 @@ def test_masked_action_raises_or_shows_nothing():
     core.reset(0)
     core.stock[core.candidates[0, 1]] = 0
     assert core.step(np.array([1]))[4]["product_id"][0] == -1
+
+
+def test_synthetic_log_round_trips_through_the_generic_loader(tmp_path):
+    from liveq.data.generic import load_generic
+    from liveq.data.shop_logs import simulate_shop_rows, write_shop_log
+
+    kwargs = {"config": EcommerceConfig(**SMALL), "sessions": 32, "steps": 60, "seed": 2}
+    raw = simulate_shop_rows(**kwargs)
+    schema = write_shop_log(tmp_path / "shop.csv", **kwargs)
+    log = load_generic(tmp_path / "shop.csv", schema)
+    assert log.frame.height == raw.height > 0
+    assert log.frame["value"].sum() == pytest.approx(float(raw["value"].sum()), rel=1e-5)
+    assert (raw["value"] > 0).sum() < raw.height  # some clicks were not bought
+    assert ((raw["propensity"] > 0) & (raw["propensity"] <= 1)).all()

@@ -48,6 +48,7 @@ class ShopCore:
         self.price, self.quality, self.rating = np.zeros(p), np.zeros(p), np.zeros(p)
         self.stock = np.zeros(p, dtype=np.int64)
         self.impressions, self.clicks, self.sales = np.zeros(p), np.zeros(p), np.zeros(p)
+        self.serial, self.next_serial = np.zeros(p, dtype=np.int64), 0
         self._new_products(np.arange(p))
         self.taste, self.fatigue = np.zeros((n, c)), np.zeros((n, c))
         self.satiation, self.bought = np.zeros((n, c)), np.zeros((n, c))
@@ -68,6 +69,8 @@ class ShopCore:
         self.rating[ids] = self.quality[ids] + rng.normal(0.0, cfg.rating_noise, k)
         self.stock[ids] = np.maximum(rng.poisson(cfg.stock_mean, k), 1)
         self.impressions[ids] = self.clicks[ids] = self.sales[ids] = 0.0
+        self.serial[ids] = self.next_serial + np.arange(k)  # a product's id for its life
+        self.next_serial += k
 
     def _new_shoppers(self, rows: np.ndarray) -> None:
         cfg, rng, k = self.cfg, self.rng, int(rows.sum())
@@ -170,7 +173,8 @@ class ShopCore:
         self.steps += ~restarting
         terminated = ~restarting & (self.patience <= 0)
         truncated = ~restarting & ~terminated & (self.steps >= cfg.max_session_steps)
-        info = {"product_id": ids, "click": click, "cart": cart, "purchase": buy,
+        info = {"product_id": ids, "item_id": np.where(shown, self.serial[pid], -1),
+                "click": click, "cart": cart, "purchase": buy,
                 "purchase_value": value, "shopper_id": self.shopper.copy()}
         self._new_shoppers(restarting)
         self._evolve_catalogue()

@@ -87,7 +87,8 @@ class EcommerceEnv(gym.Env):
     ## Arguments
 
     `gymnasium.make("liveq/Ecommerce-v0", **fields)` with any `EcommerceConfig` field or
-    `config=`. `info`: `product_id`, `click`, `cart`, `purchase`, `purchase_value`,
+    `config=`. `info`: `product_id` (candidate slot's catalogue index), `item_id` (the
+    product's id for its life), `click`, `cart`, `purchase`, `purchase_value`,
     `shopper_id`.
     """
 
