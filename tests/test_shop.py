@@ -158,3 +158,28 @@ def test_synthetic_log_round_trips_through_the_generic_loader(tmp_path):
     assert log.frame["value"].sum() == pytest.approx(float(raw["value"].sum()), rel=1e-5)
     assert (raw["value"] > 0).sum() < raw.height  # some clicks were not bought
     assert ((raw["propensity"] > 0) & (raw["propensity"] <= 1)).all()
+
+
+def test_cf_baseline_falls_back_to_popular_then_uses_clicks():
+    from liveq.policies.shop import SHOP_BASELINES, most_sold_score
+
+    env = EcommerceVectorEnv(8, **SMALL)
+    cf = SHOP_BASELINES["cf"](env, 0)
+    obs, _ = env.reset(seed=0)
+    popular = np.where(obs["mask"].astype(bool), most_sold_score(obs), -np.inf)
+    np.testing.assert_array_equal(cf.scores(obs), popular)  # no clicks yet
+    for _ in range(10):
+        obs, _, _, _, _ = env.step(cf.act(obs).actions)
+    clicked = (env.core.clicked_items >= 0).any(axis=1)
+    assert clicked.any()
+    popular = np.where(obs["mask"].astype(bool), most_sold_score(obs), -np.inf)
+    assert not np.array_equal(cf.scores(obs)[clicked], popular[clicked])
+
+
+def test_compare_runs_the_shop_baselines(tmp_path, capsys):
+    from liveq.cli.main import main
+
+    assert main(["compare", "--config", "shop_small", "--agents", "popular,rating,random",
+                 "--episodes", "32", "--out", str(tmp_path), "--no-progress"]) == 0
+    table = capsys.readouterr().out
+    assert "popular" in table and "rating" in table and "return/session" in table

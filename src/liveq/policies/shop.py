@@ -1,7 +1,8 @@
 """Baselines of the e-commerce scenario (`liveq/Ecommerce-v0`), by the shop's observation.
 
 `popular` recommends the in-stock candidate with the most units sold so far (what a shop
-without personalisation shows); `rating` the best-rated one; `random` any in-stock one.
+without personalisation shows); `rating` the best-rated one; `random` any in-stock one;
+`cf` matrix-factorisation collaborative filtering (`liveq.policies.shop_cf`).
 `baselines_for(env_id)` gives `liveq compare` the table that fits an env.
 """
 
@@ -35,7 +36,13 @@ SHOP_BASELINES: dict[str, Callable[[gym.vector.VectorEnv, int | None], object]] 
     "random": lambda env, seed: RandomPolicy(1, seed),
     "popular": lambda env, seed: ScorePolicy(most_sold_score, 1),
     "rating": lambda env, seed: ScorePolicy(rating_score, 1),
+    "cf": lambda env, seed: _cf(env, seed),
 }
+
+
+def _cf(env: gym.vector.VectorEnv, seed: int | None):
+    from liveq.policies.shop_cf import CollaborativeFilteringPolicy
+    return CollaborativeFilteringPolicy(env, seed)
 
 
 def baselines_for(env_id: str) -> dict[str, Callable[[gym.vector.VectorEnv, int | None], object]]:

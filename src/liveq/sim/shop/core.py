@@ -17,6 +17,7 @@ NEW_ITEM_IMPRESSIONS = 10  # a product shown fewer times than this counts as new
 VIEWER_FIXED = 6  # viewer columns before the per-category blocks
 CANDIDATE_FIXED = 9  # candidate columns after the category one-hot
 FEATURE_CLIP = 50.0
+CLICK_HISTORY = 8  # lifetime ids of a session's latest clicked products (for CF models)
 
 
 def viewer_width(cfg: EcommerceConfig) -> int:
@@ -55,6 +56,7 @@ class ShopCore:
         self.budget, self.patience, self.steps = np.zeros(n), np.zeros(n), np.zeros(n, np.int64)
         self.last = np.zeros((n, 3))  # clicked, carted, bought last step
         self.shopper = np.zeros(n, dtype=np.int64)
+        self.clicked_items = np.full((n, CLICK_HISTORY), -1, dtype=np.int64)
         self.next_shopper = 0
         self._new_shoppers(np.ones(n, dtype=bool))
         self.needs_reset = np.zeros(n, dtype=bool)
@@ -80,6 +82,7 @@ class ShopCore:
         for arr in (self.fatigue, self.satiation, self.bought, self.last):
             arr[rows] = 0.0
         self.steps[rows] = 0
+        self.clicked_items[rows] = -1
         self.shopper[rows] = self.next_shopper + np.arange(k)
         self.next_shopper += k
 
@@ -168,6 +171,8 @@ class ShopCore:
         self.patience += np.where(buy, cfg.regret_weight * self.quality[pid], 0.0)
         self.patience = np.minimum(self.patience, 2 * cfg.patience)
         self.last = np.stack([click, cart, buy], axis=1).astype(np.float64)
+        self.clicked_items[click] = np.concatenate(
+            [self.serial[pid[click]][:, None], self.clicked_items[click, :-1]], axis=1)
         reward = (cfg.rewards.purchase_value * value + cfg.rewards.click * click
                   + cfg.rewards.cart * cart)
         self.steps += ~restarting
