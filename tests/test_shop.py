@@ -183,3 +183,12 @@ def test_compare_runs_the_shop_baselines(tmp_path, capsys):
                  "--episodes", "32", "--out", str(tmp_path), "--no-progress"]) == 0
     table = capsys.readouterr().out
     assert "popular" in table and "rating" in table and "return/session" in table
+
+
+def test_every_shop_field_has_a_docstring():
+    from liveq.cli.reference import field_docs
+    from liveq.sim.shop import ShopRewards
+
+    for cls in (EcommerceConfig, ShopRewards):
+        docs = field_docs(cls)
+        assert not [name for name in cls.__dataclass_fields__ if not docs.get(name)]
