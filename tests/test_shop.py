@@ -192,3 +192,14 @@ def test_every_shop_field_has_a_docstring():
     for cls in (EcommerceConfig, ShopRewards):
         docs = field_docs(cls)
         assert not [name for name in cls.__dataclass_fields__ if not docs.get(name)]
+
+
+def test_data_synth_writes_a_shop_log_the_generic_loader_reads(tmp_path, capsys):
+    from liveq.cli.main import main
+    from liveq.data.generic import load_generic
+
+    out = tmp_path / "shop.csv"
+    assert main(["data", "synth", "--config", "shop_small", "--format", "generic", "--out",
+                 str(out), "--sessions", "16", "--days", "0.05"]) == 0
+    assert "72 steps of 1 min" in capsys.readouterr().out
+    assert load_generic(out, tmp_path / "shop.schema.yaml").frame.height > 0
