@@ -203,3 +203,12 @@ def test_data_synth_writes_a_shop_log_the_generic_loader_reads(tmp_path, capsys)
                  str(out), "--sessions", "16", "--days", "0.05"]) == 0
     assert "72 steps of 1 min" in capsys.readouterr().out
     assert load_generic(out, tmp_path / "shop.schema.yaml").frame.height > 0
+
+
+def test_bench_times_the_shop_at_each_batch():
+    from liveq.experiments.bench_scenarios import bench_scenarios
+
+    figures = bench_scenarios(quick=True, repeats=1, say=lambda _text: None)
+    rows = figures["liveq/Ecommerce-v0"]
+    assert [r["batch"] for r in rows] == [1, 100]
+    assert all(r["steps_per_s"] > 0 for r in rows)
