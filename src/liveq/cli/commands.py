@@ -150,10 +150,11 @@ def _check_learners_fit(config: RunConfig, names: list[str]) -> None:
 
 
 def compare_command(args: argparse.Namespace) -> int:
-    from liveq.policies.baselines import BASELINES, make_baseline
+    from liveq.policies.shop import SHOP_BASELINES, baselines_for
 
     check_outputs(args)
     config = load_run_config(_config_data(args.config, args))
+    table = baselines_for(config.env.id)
     torch.set_num_threads(config.train.torch_threads)
     learners = online_learners()
     names = [n.strip() for n in args.agents.split(",") if n.strip()]
@@ -161,12 +162,12 @@ def compare_command(args: argparse.Namespace) -> int:
     if offline:
         raise ConfigError(f"--agents: {offline} learn only from logged data; `liveq ope "
                           "offline-rl` trains them from a simulator log and judges them online")
-    unknown = [n for n in names if n not in learners and n not in BASELINES]
+    unknown = [n for n in names if n not in learners and n not in table]
     if unknown or not names:
         raise ConfigError(f"--agents: unknown {unknown}; choose from "
-                          f"{sorted([*learners, *BASELINES])}")
-    baselines = [n for n in names if n in BASELINES]
-    if baselines and not is_livestream(config):
+                          f"{sorted([*learners, *table])}")
+    baselines = [n for n in names if n in table]
+    if baselines and table is not SHOP_BASELINES and not is_livestream(config):
         raise ConfigError(f"--agents: baselines {baselines} need a liveq/LiveStream env, "
                           f"not {config.env.id}")
     _check_learners_fit(config, [n for n in names if n in learners])
@@ -181,7 +182,7 @@ def compare_command(args: argparse.Namespace) -> int:
             policy = load_greedy_policy(Path(args.out) / name, "best", env)
             make = lambda _e, p=policy: p  # noqa: E731
         else:
-            make = lambda e, n=name: make_baseline(n, e, args.seed)  # noqa: E731
+            make = lambda e, n=name: table[n](e, args.seed)  # noqa: E731
         results[name] = evaluate(make, env, args.episodes, args.seed)
     _report(results, args)
     return 0

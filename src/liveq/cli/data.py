@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from liveq.cli.shop_synth import shop_config, shop_synth
 from liveq.core.config import ConfigError, from_dict, load_yaml
 from liveq.core.errors import UsageError
 from liveq.core.report import check_output_dir, check_output_file
@@ -35,6 +36,9 @@ def synth_command(args: argparse.Namespace) -> int:
     """`liveq data synth`: simulate, write, and print a one-line summary."""
     began = time.perf_counter()
     _check_synth_out(Path(args.out), args.format, args.force)
+    shop = shop_config(args.config) if args.config else None
+    if shop is not None:  # a run config for liveq/Ecommerce-v0
+        return shop_synth(args, shop)
     cfg = simulator_config(args.config) if args.config else LiveStreamConfig()
     raw = simulate_rows(cfg, policy=args.policy, epsilon=args.epsilon,
                         sessions=args.sessions, days=args.days, seed=args.seed,

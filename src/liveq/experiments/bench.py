@@ -318,6 +318,9 @@ def run_bench(quick: bool = False) -> dict[str, Any]:
     figures: dict[str, Any] = {"quick": quick, "machine": host,
                                "simulator": bench_simulator(sizes)}
     say()
+    from liveq.experiments.bench_scenarios import bench_scenarios
+    figures["scenarios"] = bench_scenarios(quick, sizes.repeats, say)
+    say()
     figures["training"] = bench_training(sizes)
     figures["logs"] = bench_logs(sizes.log_rows)
     figures["wall_time_s"] = time.perf_counter() - started
