@@ -57,6 +57,7 @@ from liveq.core.units import MINUTES_PER_DAY
 from liveq.data.log import InteractionLog, LogError
 from liveq.data.sanity import require_compact
 from liveq.ranking.availability import AVAILABILITY, live_candidates
+from liveq.ranking.liverec import check_compat, liverec_targets
 from liveq.ranking.queries import OfflineModel, RankingQueries
 
 PROTOCOLS = ("liverec", "leave-last-out")
@@ -330,8 +331,12 @@ def split_points(log: InteractionLog, protocol: str,
 def run_protocol(log: InteractionLog, models: Mapping[str, OfflineModel], *,
                  protocol: str = "liverec", seed: int = 0, history: int = HISTORY,
                  splits: tuple[str, ...] = ("validation", "test"),
-                 liverec: LiveRecSplit = LiveRecSplit(), availability: str = "log") -> dict:
+                 liverec: LiveRecSplit = LiveRecSplit(), availability: str = "log",
+                 compat: str = "liveq") -> dict:
     """Fit every model once on the training rows, then rank the targets of `splits`.
+
+    `compat="liverec"` splits repeat and new targets by the LiveRec code's rule
+    (`liveq.ranking.liverec`; its POP and REP come from `offline_models("liverec")`).
 
     Returns a JSON-ready dict: protocol, seed, tie-breaking rule, split points, training
     rows, fit seconds, and per split the target counts, repeat ratio, score seconds and
@@ -340,6 +345,7 @@ def run_protocol(log: InteractionLog, models: Mapping[str, OfflineModel], *,
     if availability not in AVAILABILITY:
         raise ValueError(f"unknown availability {availability!r}; expected one of "
                          f"{', '.join(AVAILABILITY)}")
+    check_compat(compat)
     require_compact(log.frame, MINUTES_PER_DAY / log.step_minutes, log.source)
     train = training_log(log, protocol, liverec)
     fit_seconds = {}
@@ -349,10 +355,13 @@ def run_protocol(log: InteractionLog, models: Mapping[str, OfflineModel], *,
         fit_seconds[name] = clock.perf_counter() - started
     result = {"protocol": protocol, "seed": seed, "tie_breaking": TIE_BREAKING,
               "history": history, "split_points": split_points(log, protocol, liverec),
-              "availability": availability, "n_training_rows": train.frame.height,
+              "availability": availability, "compat": compat,
+              "n_training_rows": train.frame.height,
               "fit_seconds": fit_seconds, "splits": {}}
     for split in splits:
         queries = build_queries(log, split, history, protocol=protocol, liverec=liverec)
+        if compat == "liverec":
+            queries = liverec_targets(queries)
         alone = self_only(queries)
         facts = {"self_only_target_share": float(alone.mean()) if len(alone) else 0.0,
                  "dropped_targets": 0}
