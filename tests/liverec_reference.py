@@ -36,8 +36,9 @@ import numpy as np
 SEQ_LEN = 16
 
 
-def load(path):
-    """`(user, streamer, start, stop)` int arrays, ids factorized from 1 (`load_data`)."""
+def load(path, names=False):
+    """`(user, streamer, start, stop)` int arrays, ids factorized from 1 (`load_data`);
+    with `names`, also the raw user and streamer names by id (index 0 is padding)."""
     with open(path, newline="") as handle:
         raw = [row for row in csv.reader(handle) if row]
     users, streamers = {}, {}
@@ -48,6 +49,8 @@ def load(path):
     streamer = np.array([streamers[r[2]] for r in raw])
     start = np.array([int(r[3]) for r in raw])
     stop = np.array([int(r[4]) for r in raw])
+    if names:
+        return user, streamer, start, stop, [None, *users], [None, *streamers]
     return user, streamer, start, stop
 
 
@@ -76,7 +79,8 @@ def sequences(user, streamer, start, stop, p1, p2):
         items = streamer[hist].tolist()
         targets = items[1:] + [int(streamer[last])]
         pad = [0] * (SEQ_LEN - len(items))
-        out.append({"inputs": pad + items, "pos": pad + targets, "ts": int(start[last])})
+        out.append({"inputs": pad + items, "pos": pad + targets, "ts": int(start[last]),
+                    "user": u})
     return out
 
 
@@ -87,17 +91,21 @@ def random_tie_rank(scores, idx, rng):
     return int(np.flatnonzero(order == idx)[0])
 
 
+def scored(model, seq, ts, cnt_train):
+    """One sequence as the baseline sees it: `(is_repeat, candidates, scores)`."""
+    pos, inputs = seq["pos"], seq["inputs"]
+    avt = [p for p in pos[:-1] if p != 0]
+    av = ts[seq["ts"]]
+    cnt = cnt_train if model == "POP" else Counter(inputs[:-1])
+    return pos[-1] in avt, av, [cnt[a] for a in av]
+
+
 def compute_ranks(model, seqs, ts, cnt_train, rng):
     """`POP.compute_rank` / `REP.compute_rank` over all sequences: the stores."""
     store = {"rrep": [], "rnew": [], "rall": []}
     for seq in seqs:
-        pos, inputs = seq["pos"], seq["inputs"]
-        avt = [p for p in pos[:-1] if p != 0]
-        is_rep = pos[-1] in avt
-        av = ts[seq["ts"]]
-        cnt = cnt_train if model == "POP" else Counter(inputs[:-1])
-        scores = [cnt[a] for a in av]
-        rank = random_tie_rank(scores, av.index(pos[-1]), rng)
+        is_rep, av, scores = scored(model, seq, ts, cnt_train)
+        rank = random_tie_rank(scores, av.index(seq["pos"][-1]), rng)
         store["rrep" if is_rep else "rnew"].append(rank)
         store["rall"].append(rank)
     return store
@@ -111,14 +119,20 @@ def metrics(ranks):
             "h10": (a < 10).sum() / tot}
 
 
-def evaluate(path, model, seed=0):
-    """`main.py` for a baseline: `{"all"|"new"|"rep": {"h01", "h05", "h10"}}` on test."""
+def prepare(path):
+    """`load_data` + `get_sequences` on test + `data_tr`: `(seqs, ts, cnt_train)`."""
     user, streamer, start, stop = load(path)
     max_step = int(max(start.max(), stop.max()))
     p1, p2 = max_step - 500, max_step - 250
     ts = availability(streamer, start, stop, max_step)
     cnt_train = Counter(streamer[stop < p1].tolist())
-    seqs = sequences(user, streamer, start, stop, p2, max_step)
+    return sequences(user, streamer, start, stop, p2, max_step), ts, cnt_train
+
+
+def evaluate(path, model, seed=0, prepared=None):
+    """`main.py` for a baseline: `{"all"|"new"|"rep": {"h01", "h05", "h10"}}` on test
+    (`prepared`: `prepare(path)` already computed, for several seeds)."""
+    seqs, ts, cnt_train = prepared or prepare(path)
     store = compute_ranks(model, seqs, ts, cnt_train, np.random.default_rng(seed))
     return {"all": metrics(store["rall"]), "new": metrics(store["rnew"]),
             "rep": metrics(store["rrep"])}

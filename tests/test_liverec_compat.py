@@ -15,9 +15,10 @@ from liveq.ranking.liverec import (
     HistoryCountRep,
     TrainingCountPop,
     liverec_is_repeat,
+    liverec_targets,
     offline_models,
 )
-from liveq.ranking.protocol import build_queries, run_protocol
+from liveq.ranking.protocol import build_queries, run_protocol, training_log
 from liveq.ranking.queries import RankingQueries
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -53,8 +54,10 @@ def test_compat_liverec_matches_the_liverec_code_within_001(synth_log):
                        new_columns=["user", "stream", "streamer", "start", "stop"])
     assert rows.select("user", "start").is_unique().all()  # no same-start rows of a user
     ours = _liveq_liverec(synth_log, range(SEEDS))
+    prepared = reference.prepare(synth_log)
     for ours_name, ref_name in (("pop", "POP"), ("rep", "REP")):
-        theirs = [reference.evaluate(synth_log, ref_name, seed) for seed in range(SEEDS)]
+        theirs = [reference.evaluate(synth_log, ref_name, seed, prepared)
+                  for seed in range(SEEDS)]
         for subset, ref_subset in SUBSETS.items():
             for k in (1, 5, 10):
                 mine = np.mean([o["models"][ours_name][subset][f"HR@{k}"]["mean"]
@@ -70,6 +73,47 @@ def test_compat_liverec_has_the_codes_targets_and_repeat_split(synth_log):
     repeats = sum(s["pos"][-1] in [p for p in s["pos"][:-1] if p] for s in seqs)
     test = _liveq_liverec(synth_log, [0])[0]
     assert (test["n_targets"], test["n_repeat"]) == (len(seqs), repeats)
+
+
+def _ours_by_target(log, queries, name):
+    """`{(user, step): (is_repeat, target, sorted [(candidate, score)])}`, by names."""
+    model = offline_models("liverec")[name]()
+    model.fit(training_log(log), 0)
+    scores = model.score(queries)
+    users, items = log.user_ids.cast(str).to_list(), log.item_ids.cast(str).to_list()
+    out = {}
+    for i in range(queries.n_queries):
+        lo, hi = queries.offsets[i], queries.offsets[i + 1]
+        candidates = [items[c] for c in queries.cand_item[lo:hi]]
+        out[users[queries.user[i]], int(queries.time[i])] = (
+            bool(queries.is_repeat[i]), items[queries.target[i]],
+            sorted(zip(candidates, scores[lo:hi].tolist(), strict=True)))
+    return out
+
+
+def _theirs_by_target(path, name):
+    _, _, _, _, user_names, streamer_names = reference.load(path, names=True)
+    seqs, ts, cnt_train = reference.prepare(path)
+    out = {}
+    for seq in seqs:
+        is_rep, av, scores = reference.scored(name, seq, ts, cnt_train)
+        candidates = [streamer_names[a] for a in av]
+        out[user_names[seq["user"]], seq["ts"]] = (
+            is_rep, streamer_names[seq["pos"][-1]],
+            sorted(zip(candidates, map(float, scores), strict=True)))
+    return out
+
+
+def test_compat_liverec_scores_every_candidate_as_the_code_does(synth_log):
+    """Per target, exactly: the repeat flag, the candidates and POP's and REP's scores."""
+    from liveq.data import load_log
+
+    log = load_log(str(synth_log), format="twitch")
+    queries = liverec_targets(build_queries(log, "test"))
+    for ours_name, ref_name in (("pop", "POP"), ("rep", "REP")):
+        mine = _ours_by_target(log, queries, ours_name)
+        theirs = _theirs_by_target(synth_log, ref_name)
+        assert len(mine) > 1000 and mine == theirs
 
 
 def test_default_mode_counts_the_oldest_history_item_as_a_repeat(synth_log):

@@ -28,6 +28,9 @@ scores); a target is a *repeat* when it is anywhere in its 16-item history (Live
 check skips the oldest history item, an off-by-one of its shifted target sequence); rows
 with the same start are ordered by stop then item (pandas leaves that order unspecified).
 
+`compat="liverec"` (`liveq.ranking.liverec`) switches the repeat rule, POP and REP back to
+the code's definitions, to reproduce the paper's baseline numbers.
+
 **Self-only availability.** Availability is read off the log itself, so a streamer that
 no other user of the log watches at the target's time is a candidate only because of the
 target's own row. On a sampled log (the Twitch 100k file holds 100k of 15.5M users) that
