@@ -154,6 +154,9 @@ def _add_eval_offline(sub) -> None:
     p.add_argument("--model-config",
                    help="YAML: model name -> its settings (bpr: BPRConfig, dqn/bc/bandit: "
                         "LoggedQConfig fields)")
+    p.add_argument("--compat", default="liveq",
+                   help="liveq (default) or liverec: the LiveRec code's own POP (training "
+                        "counts), REP and repeat-target rule, to reproduce the paper")
     p.add_argument("--seed", type=seed, default=0, help="seed for training and tie-breaking")
     p.add_argument("--json", help="write results as JSON")
     p.add_argument("--csv", help="write results as CSV")

@@ -17,9 +17,16 @@ from pathlib import Path
 from liveq.core.config import ConfigError, load_yaml, to_dict
 from liveq.core.errors import UsageError
 from liveq.core.report import check_output_file, save_json, text_table
-from liveq.ranking.models import OFFLINE_MODELS
+from liveq.ranking.liverec import COMPAT, offline_models
 from liveq.ranking.protocol import METRICS, SUBSETS
 from liveq.ranking.queries import OfflineModel
+
+
+def compat_mode(text: str) -> str:
+    """`--compat`: liveq's definitions or the LiveRec code's (`liveq.ranking.liverec`)."""
+    if text not in COMPAT:
+        raise UsageError(f"unknown --compat value {text!r}; choose from {', '.join(COMPAT)}")
+    return text
 
 
 def model_names(text: str) -> list[str]:
@@ -27,10 +34,10 @@ def model_names(text: str) -> list[str]:
     names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
     if not names:
         raise UsageError("--models names no model")
-    unknown = [n for n in names if n not in OFFLINE_MODELS]
+    unknown = [n for n in names if n not in offline_models()]
     if unknown:
         raise UsageError(f"unknown model(s) {', '.join(unknown)} in --models; "
-                         f"choose from {', '.join(OFFLINE_MODELS)}")
+                         f"choose from {', '.join(offline_models())}")
     return names
 
 
@@ -48,12 +55,13 @@ def model_settings(path: str | None, names: list[str]) -> dict[str, dict]:
     return settings
 
 
-def build_models(names: list[str], settings: dict[str, dict] | None = None
-                 ) -> dict[str, OfflineModel]:
+def build_models(names: list[str], settings: dict[str, dict] | None = None,
+                 compat: str = "liveq") -> dict[str, OfflineModel]:
+    registry = offline_models(compat)
     models = {}
     for name in names:
         try:
-            models[name] = OFFLINE_MODELS[name]((settings or {}).get(name))
+            models[name] = registry[name]((settings or {}).get(name))
         except ImportError as exc:
             raise UsageError(f"model {name!r} is not available here: {exc}") from exc
     return models
@@ -76,6 +84,10 @@ def format_result(result: dict) -> str:
                                            result["split_points"].items() if k != "rule"),
              f"training rows: {result['n_training_rows']}; fit seconds: " + ", ".join(
                  f"{name} {seconds:.1f}" for name, seconds in result["fit_seconds"].items())]
+    if result.get("compat") == "liverec":
+        lines.append("compat liverec: the LiveRec code's POP (training rows), REP (history "
+                     "without its last item, no viewer order) and repeat rule (target in "
+                     "the history without its first item)")
     for split, subsets in (("test", SUBSETS), ("validation", ("all",))):
         info = result["splits"].get(split)
         if info is None:
@@ -123,12 +135,13 @@ def eval_offline_command(args: argparse.Namespace) -> int:
     from liveq.data import load_log
     from liveq.ranking.protocol import run_protocol
 
+    compat = compat_mode(args.compat)
     names = model_names(args.models)
     check_output_file(args.json, "--json", force=True)
     check_output_file(args.csv, "--csv", force=True)
     log = load_log(args.log, format=args.format, schema=args.schema,
                    on_bad_rows=args.on_bad_rows)
-    models = build_models(names, model_settings(args.model_config, names))
+    models = build_models(names, model_settings(args.model_config, names), compat)
     if "bpr" in models:
         import torch
 
@@ -136,7 +149,7 @@ def eval_offline_command(args: argparse.Namespace) -> int:
         # thread, and the library leaves torch's settings alone.
         torch.set_num_threads(1)
     result = run_protocol(log, models, protocol=args.protocol, seed=args.seed,
-                          availability=args.availability)
+                          availability=args.availability, compat=compat)
     result = {"log": {"source": log.source, "rows": log.frame.height, "users": log.n_users,
                       "streamers": log.n_items, "step_minutes": log.step_minutes},
               "headline": "test", **result,

@@ -28,6 +28,9 @@ scores); a target is a *repeat* when it is anywhere in its 16-item history (Live
 check skips the oldest history item, an off-by-one of its shifted target sequence); rows
 with the same start are ordered by stop then item (pandas leaves that order unspecified).
 
+`compat="liverec"` (`liveq.ranking.liverec`) switches the repeat rule, POP and REP back to
+the code's definitions, to reproduce the paper's baseline numbers.
+
 **Self-only availability.** Availability is read off the log itself, so a streamer that
 no other user of the log watches at the target's time is a candidate only because of the
 target's own row. On a sampled log (the Twitch 100k file holds 100k of 15.5M users) that
@@ -57,6 +60,7 @@ from liveq.core.units import MINUTES_PER_DAY
 from liveq.data.log import InteractionLog, LogError
 from liveq.data.sanity import require_compact
 from liveq.ranking.availability import AVAILABILITY, live_candidates
+from liveq.ranking.liverec import check_compat, liverec_targets
 from liveq.ranking.queries import OfflineModel, RankingQueries
 
 PROTOCOLS = ("liverec", "leave-last-out")
@@ -330,8 +334,12 @@ def split_points(log: InteractionLog, protocol: str,
 def run_protocol(log: InteractionLog, models: Mapping[str, OfflineModel], *,
                  protocol: str = "liverec", seed: int = 0, history: int = HISTORY,
                  splits: tuple[str, ...] = ("validation", "test"),
-                 liverec: LiveRecSplit = LiveRecSplit(), availability: str = "log") -> dict:
+                 liverec: LiveRecSplit = LiveRecSplit(), availability: str = "log",
+                 compat: str = "liveq") -> dict:
     """Fit every model once on the training rows, then rank the targets of `splits`.
+
+    `compat="liverec"` splits repeat and new targets by the LiveRec code's rule
+    (`liveq.ranking.liverec`; its POP and REP come from `offline_models("liverec")`).
 
     Returns a JSON-ready dict: protocol, seed, tie-breaking rule, split points, training
     rows, fit seconds, and per split the target counts, repeat ratio, score seconds and
@@ -340,6 +348,7 @@ def run_protocol(log: InteractionLog, models: Mapping[str, OfflineModel], *,
     if availability not in AVAILABILITY:
         raise ValueError(f"unknown availability {availability!r}; expected one of "
                          f"{', '.join(AVAILABILITY)}")
+    check_compat(compat)
     require_compact(log.frame, MINUTES_PER_DAY / log.step_minutes, log.source)
     train = training_log(log, protocol, liverec)
     fit_seconds = {}
@@ -349,10 +358,13 @@ def run_protocol(log: InteractionLog, models: Mapping[str, OfflineModel], *,
         fit_seconds[name] = clock.perf_counter() - started
     result = {"protocol": protocol, "seed": seed, "tie_breaking": TIE_BREAKING,
               "history": history, "split_points": split_points(log, protocol, liverec),
-              "availability": availability, "n_training_rows": train.frame.height,
+              "availability": availability, "compat": compat,
+              "n_training_rows": train.frame.height,
               "fit_seconds": fit_seconds, "splits": {}}
     for split in splits:
         queries = build_queries(log, split, history, protocol=protocol, liverec=liverec)
+        if compat == "liverec":
+            queries = liverec_targets(queries)
         alone = self_only(queries)
         facts = {"self_only_target_share": float(alone.mean()) if len(alone) else 0.0,
                  "dropped_targets": 0}
