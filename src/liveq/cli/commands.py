@@ -150,7 +150,7 @@ def _check_learners_fit(config: RunConfig, names: list[str]) -> None:
 
 
 def compare_command(args: argparse.Namespace) -> int:
-    from liveq.policies.baselines import BASELINES, make_baseline
+    from liveq.policies.baselines import BASELINES, baseline_fits, make_baseline
 
     check_outputs(args)
     config = load_run_config(_config_data(args.config, args))
@@ -166,9 +166,10 @@ def compare_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"--agents: unknown {unknown}; choose from "
                           f"{sorted([*learners, *BASELINES])}")
     baselines = [n for n in names if n in BASELINES]
-    if baselines and not is_livestream(config):
-        raise ConfigError(f"--agents: baselines {baselines} need a liveq/LiveStream env, "
-                          f"not {config.env.id}")
+    misfit = [n for n in baselines if not baseline_fits(n, config.env.id)]
+    if misfit:
+        raise ConfigError(f"--agents: baselines {misfit} do not fit {config.env.id} (live-room "
+                          "baselines need liveq/LiveRoom, the others liveq/LiveStream)")
     _check_learners_fit(config, [n for n in names if n in learners])
     for name in (n for n in names if n in learners):
         out = Path(args.out) / name

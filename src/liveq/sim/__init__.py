@@ -8,6 +8,7 @@ from liveq.sim.chain import register_chain
 from liveq.sim.config import LiveStreamConfig, RewardWeights, StreamerTraits, ViewerTraits
 from liveq.sim.core import InvalidActionError, LiveStreamCore
 from liveq.sim.linear_bandit import register_linear_bandit
+from liveq.sim.liveroom import register_liveroom
 
 
 def register_envs() -> None:
@@ -21,6 +22,7 @@ def register_envs() -> None:
         )
     register_chain()
     register_linear_bandit()
+    register_liveroom()
 
 
 register_envs()
