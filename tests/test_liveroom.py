@@ -134,3 +134,20 @@ def test_baselines_act_as_described():
     quiet = obs[:, 1] < 0.75
     assert (chosen[quiet] == 0).all()
     np.testing.assert_allclose(moment.probabilities(obs).sum(axis=1), 1.0)
+
+
+def test_rates_from_a_kuailive_folder(tmp_path):
+    """By hand: 2 clicks watching 30 + 70 minutes, 3 gifts and 10 comments give 0.03
+    gifts and 0.1 comments per viewer-minute."""
+    from liveq.data.room_rates import fit_room_to_kuailive, kuailive_room_rates
+
+    head = "user_id,live_id,streamer_id,timestamp"
+    (tmp_path / "click.csv").write_text(f"{head},watch_live_time\n1,1,1,0,1800000\n"
+                                        "2,1,1,0,4200000\n")
+    (tmp_path / "gift.csv").write_text(f"{head},gift_price\n" + "1,1,1,5,2\n" * 3)
+    (tmp_path / "comment.csv").write_text(f"{head}\n" + "2,1,1,9\n" * 10)
+    assert kuailive_room_rates(tmp_path) == pytest.approx((0.03, 0.1))
+    fitted = fit_room_to_kuailive(tmp_path, RoomConfig(max_minutes=20), n_viewers=2000)
+    gifts, comments = measured_rates(fitted, n_viewers=4000, seed=5)
+    assert gifts == pytest.approx(0.03, rel=0.1)
+    assert comments == pytest.approx(0.1, rel=0.06)
