@@ -151,3 +151,18 @@ def test_rates_from_a_kuailive_folder(tmp_path):
     gifts, comments = measured_rates(fitted, n_viewers=4000, seed=5)
     assert gifts == pytest.approx(0.03, rel=0.1)
     assert comments == pytest.approx(0.1, rel=0.06)
+
+
+def test_compare_runs_dqn_and_the_room_baselines(tmp_path, capsys):
+    from liveq.cli.main import main
+
+    out = tmp_path / "runs"
+    assert main(["compare", "--config", "liveroom_small", "--agents", "popular", "--out",
+                 str(out)]) == 2
+    assert "['popular'] do not fit liveq/LiveRoom-v0" in capsys.readouterr().err
+    assert main(["compare", "--config", "liveroom_small", "--agents", "dqn,never,schedule,moment",
+                 "--steps", "600", "--episodes", "32", "--out", str(out),
+                 "--no-progress"]) == 0
+    table = capsys.readouterr().out
+    for name in ("dqn", "never", "schedule", "moment"):
+        assert any(line.startswith(name) for line in table.splitlines())
