@@ -11,6 +11,8 @@ They read only the observation (layout in `LiveRoomEnv`); none looks ahead.
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import gymnasium as gym
 import numpy as np
 
@@ -31,8 +33,9 @@ class RoomPolicy(GreedyPolicy):
     def allowed(self, obs: Obs, mask: np.ndarray | None = None) -> np.ndarray:
         return action_mask(obs, mask, len(PROMPTS))
 
+    @abstractmethod
     def choose(self, obs: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """`(n_envs,)` int64 actions in [0, 5) for a `(n_envs, 16)` observation batch."""
 
     def scores(self, obs: Obs, mask: np.ndarray | None = None) -> np.ndarray:
         obs = np.asarray(obs)
