@@ -150,7 +150,8 @@ def _check_learners_fit(config: RunConfig, names: list[str]) -> None:
 
 
 def compare_command(args: argparse.Namespace) -> int:
-    from liveq.policies.shop import SHOP_BASELINES, baselines_for
+    from liveq.policies.baselines import BASELINES, baseline_fits
+    from liveq.policies.shop import baselines_for
 
     check_outputs(args)
     config = load_run_config(_config_data(args.config, args))
@@ -167,9 +168,10 @@ def compare_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"--agents: unknown {unknown}; choose from "
                           f"{sorted([*learners, *table])}")
     baselines = [n for n in names if n in table]
-    if baselines and table is not SHOP_BASELINES and not is_livestream(config):
-        raise ConfigError(f"--agents: baselines {baselines} need a liveq/LiveStream env, "
-                          f"not {config.env.id}")
+    misfit = [n for n in baselines if table is BASELINES and not baseline_fits(n, config.env.id)]
+    if misfit:
+        raise ConfigError(f"--agents: baselines {misfit} do not fit {config.env.id} (live-room "
+                          "baselines need liveq/LiveRoom, the others liveq/LiveStream)")
     _check_learners_fit(config, [n for n in names if n in learners])
     for name in (n for n in names if n in learners):
         out = Path(args.out) / name

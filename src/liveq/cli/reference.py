@@ -14,6 +14,7 @@ import textwrap
 from typing import Any
 
 from liveq.sim.config import LiveStreamConfig
+from liveq.sim.room_config import RoomConfig
 from liveq.train.config import EnvConfig, TrainConfig
 from liveq.train.registry import ALGORITHMS
 
@@ -94,6 +95,7 @@ def config_reference() -> str:
     lines += table("env", EnvConfig)
     lines += table("env.kwargs: the LiveStream simulator", LiveStreamConfig)
     lines += _nested(LiveStreamConfig, "env.kwargs")
+    lines += table("env.kwargs: the LiveRoom simulator (env.id liveq/LiveRoom-v0)", RoomConfig)
     lines += _agent_tables()
     lines += table("train", TrainConfig)
     lines.append(END)

@@ -21,6 +21,7 @@ from liveq.policies.base import (
     uniform_slate_probability,
     valid_slates,
 )
+from liveq.policies.room_baselines import ROOM_BASELINES
 from liveq.sim.candidates import CANDIDATE_FEATURES
 from liveq.sim.oracle import expected_immediate_reward
 
@@ -95,7 +96,16 @@ BASELINES: dict[str, Callable[[gym.vector.VectorEnv, int], object]] = {
     "popular": lambda env, seed: ScorePolicy(popular_score, slate_size_of(env)),
     "repeat": lambda env, seed: ScorePolicy(repeat_score, slate_size_of(env)),
     "oracle": lambda env, seed: OracleMyopicPolicy(env),
+    **ROOM_BASELINES,
 }
+
+
+def baseline_fits(name: str, env_id: str) -> bool:
+    """Whether baseline `name` can act on env `env_id` (live-room rules on LiveRoom, the
+    others on LiveStream)."""
+    if name in ROOM_BASELINES:
+        return env_id.startswith("liveq/LiveRoom")
+    return env_id.startswith("liveq/LiveStream")
 
 
 def make_baseline(name: str, env: gym.vector.VectorEnv, seed: int | None = None):

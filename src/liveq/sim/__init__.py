@@ -8,6 +8,7 @@ from liveq.sim.chain import register_chain
 from liveq.sim.config import LiveStreamConfig, RewardWeights, StreamerTraits, ViewerTraits
 from liveq.sim.core import InvalidActionError, LiveStreamCore
 from liveq.sim.linear_bandit import register_linear_bandit
+from liveq.sim.liveroom import register_liveroom
 from liveq.sim.shop import register_ecommerce
 
 
@@ -23,6 +24,7 @@ def register_envs() -> None:
     register_chain()
     register_linear_bandit()
     register_ecommerce()
+    register_liveroom()
 
 
 register_envs()
