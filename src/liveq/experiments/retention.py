@@ -132,8 +132,10 @@ def simulate_week(env: Any, policy: Any, days: int, seed: int) -> Week:
     core = env.unwrapped.core
     week = Week(core, days, seed)
     first = -(-core.clock // MINUTES_PER_DAY) * MINUTES_PER_DAY  # the first midnight
-    while core.clock < first:  # nobody visits before day 0 starts
-        obs, *_ = core.step_ids(week.ids_for(policy.act(obs).actions))
+    while core.clock < first:  # nobody visits before day 0 starts; nobody is replaced
+        obs, reward, terminated, truncated, info = core.step_ids(
+            week.ids_for(policy.act(obs).actions))
+        week.record(0, reward, terminated | truncated, info["will_return"])
     for day in range(days):
         for step_in_day in range(week.day_steps):
             if week.start_due(day, step_in_day):
@@ -158,7 +160,7 @@ def summarise_week(week: Week) -> dict[str, dict[str, float]]:
         days = np.flatnonzero(visits[v])
         gap_sum[v] = days[-1] - days[0]  # consecutive gaps telescope
     gaps = visits.sum(axis=1) - 1
-    return {
+    row = {
         "retention_d1": _entry(mean_ci(visits[:, 1]), n),
         "retention_dN": _entry(mean_ci(visits[:, -1]), n),
         "retained_any": _entry(mean_ci(visits[:, 1:].any(axis=1)), n),
@@ -166,6 +168,9 @@ def summarise_week(week: Week) -> dict[str, dict[str, float]]:
         "return": _entry(ratio_ci(week.rewards, week.sessions), int(week.sessions.sum())),
         "sessions": _entry(mean_ci(week.sessions), n),
     }
+    if week.days == 1:  # day N is day 1: one column says it
+        del row["retention_dN"]
+    return row
 
 
 def policy_maker(spec: str, checkpoint: str):
