@@ -283,7 +283,7 @@ def _add_ab(sub) -> None:
     p.add_argument("--control", required=True, help="baseline name or run folder")
     p.add_argument("--treatment", required=True, help="baseline name or run folder")
     p.add_argument("--config", default="livestream_default", help="world config (name or YAML)")
-    p.add_argument("--viewers", type=int, default=1000, help="simulated viewers, both arms")
+    p.add_argument("--viewers", type=int, default=10000, help="simulated viewers, both arms")
     p.add_argument("--days", type=int, default=7, help="days (one session a viewer a day)")
     p.add_argument("--share", type=float, default=0.5, help="treatment share of viewers")
     p.add_argument("--mde", type=float, default=0.02,

@@ -41,7 +41,7 @@ class ABConfig:
     """Baseline name or run folder for the treatment arm."""
     config: str = "livestream_default"
     """World config (name or YAML path) whose `env` both arms play."""
-    viewers: int = 1000
+    viewers: int = 10000
     """Simulated viewers, split between the arms by the sticky hash."""
     days: int = 7
     """Sessions per viewer after the pre-period day (one a day)."""
@@ -172,12 +172,12 @@ def report_lines(result: dict[str, Any]) -> list[str]:
     """The printed table of `liveq ab`."""
     m = result["metrics"]
     lines = [f"{'metric':<14}{'control':>10}{'treatment':>11}{'lift':>10}"
-             f"{'95% CI':>22}{'rel':>8}{'p welch':>9}{'p boot':>8}"]
+             f"{'95% CI':>22}{'rel':>9}{'p welch':>11}{'p boot':>9}"]
     for name, e in m.items():
         interval = f"[{e['ci_low']:+.3g}, {e['ci_high']:+.3g}]"
         lines.append(f"{name:<14}{e['control']:>10.4g}{e['treatment']:>11.4g}{e['diff']:>+10.3g}"
-                     f"{interval:>22}{e['rel']:>+8.1%}"
-                     f"{e['p']:>9.3g}{e['bootstrap']['p']:>8.3g}")
+                     f"{interval:>22}{e['rel']:>+9.1%}"
+                     f"{e['p']:>11.3g}{e['bootstrap']['p']:>9.3g}")
     c, p = result["cuped"], result["power"]
     lines.append(f"CUPED return  lift {c['diff']:+.3g} [{c['ci_low']:+.3g}, {c['ci_high']:+.3g}] "
                  f"p {c['p']:.3g}; variance reduced {c['variance_reduction']:.1%} "
