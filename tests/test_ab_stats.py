@@ -76,3 +76,14 @@ def test_liveq_ab_bad_input_exits_2_naming_it(flags, named, capsys):
     assert main(args + flags) == 2
     err = capsys.readouterr().err
     assert err.startswith("liveq: error:") and named in err
+
+
+@pytest.mark.slow
+def test_simulated_aa_test_rejects_at_no_more_than_about_alpha():
+    """Popular against itself on 100 seeds: a real A/A test through the simulator."""
+    from liveq.experiments.ab import ABConfig, run_ab
+
+    p = [run_ab(ABConfig(control="popular", treatment="popular", config="livestream_small",
+                         viewers=60, days=2, seed=s))["metrics"]["return"]["p"]
+         for s in range(100)]
+    assert np.mean(np.array(p) < 0.05) <= 0.10
