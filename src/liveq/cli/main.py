@@ -285,13 +285,28 @@ def _add_models(sub) -> None:
     g.add_argument("--seed", type=seed, default=0, help="bootstrap seed")
 
 
+def _add_ab(sub) -> None:
+    p = sub.add_parser("ab", help="simulated A/B test of two policies over several days")
+    p.add_argument("--control", required=True, help="baseline name or run folder")
+    p.add_argument("--treatment", required=True, help="baseline name or run folder")
+    p.add_argument("--config", default="livestream_default", help="world config (name or YAML)")
+    p.add_argument("--viewers", type=int, default=10000, help="simulated viewers, both arms")
+    p.add_argument("--days", type=int, default=7, help="days (one session a viewer a day)")
+    p.add_argument("--share", type=float, default=0.5, help="treatment share of viewers")
+    p.add_argument("--mde", type=float, default=0.02,
+                   help="minimum detectable effect, relative to control return per viewer")
+    p.add_argument("--seed", type=seed, default=0, help="world and bootstrap seed")
+    p.add_argument("--json", help="write the full result here")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="liveq", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_train, _add_eval, _add_compare, _add_bench, _add_data, _add_eval_offline,
-                _add_ope, _add_serve, _add_traffic, _add_learn, _add_models):
+                _add_ope, _add_serve, _add_traffic, _add_learn, _add_models,
+                _add_ab):
         add(sub)
     return parser
 
@@ -313,6 +328,7 @@ _COMMANDS = {
     "traffic": "liveq.cli.traffic:traffic_command",
     "bench serve": "liveq.cli.traffic:bench_serve_command",
     "bench sb3": "liveq.cli.bench:bench_sb3_command",
+    "ab": "liveq.cli.ab:ab_command",
 }
 
 
