@@ -128,3 +128,18 @@ def test_baselines_run_and_respect_masks(name):
         obs, reward, *_ = env.step(act.actions)
         total += reward
     assert np.isfinite(total).all() and total.mean() > 0
+
+
+def test_every_ad_config_field_has_a_docstring():
+    from liveq.cli.reference import field_docs
+
+    docs = field_docs(AdPlacementConfig)
+    assert not [name for name in AdPlacementConfig.__dataclass_fields__ if not docs.get(name)]
+
+
+def test_compare_refuses_ad_baselines_on_livestream(capsys):
+    from liveq.cli.main import main
+
+    code = main(["compare", "--config", "livestream_small", "--agents", "greedy_ecpm",
+                 "--episodes", "8", "--out", "/tmp/liveq_ads_refuse"])
+    assert code == 2 and "liveq/AdPlacement" in capsys.readouterr().err

@@ -44,6 +44,14 @@ def is_livestream(config: RunConfig) -> bool:
     return config.env.id.startswith("liveq/LiveStream")
 
 
+def _baseline_fits(config: RunConfig, name: str) -> bool:
+    from liveq.policies.ads import AD_BASELINES
+
+    if name in AD_BASELINES:
+        return config.env.id.startswith("liveq/AdPlacement")
+    return is_livestream(config)
+
+
 def evaluator_for(config: RunConfig):
     """The LiveStream online evaluator, or None to let training use its Gymnasium default."""
     if is_livestream(config):
@@ -166,9 +174,10 @@ def compare_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"--agents: unknown {unknown}; choose from "
                           f"{sorted([*learners, *BASELINES])}")
     baselines = [n for n in names if n in BASELINES]
-    if baselines and not is_livestream(config):
-        raise ConfigError(f"--agents: baselines {baselines} need a liveq/LiveStream env, "
-                          f"not {config.env.id}")
+    misfit = [n for n in baselines if not _baseline_fits(config, n)]
+    if misfit:
+        raise ConfigError(f"--agents: baselines {misfit} need a liveq/LiveStream env (ad "
+                          f"baselines a liveq/AdPlacement env), not {config.env.id}")
     _check_learners_fit(config, [n for n in names if n in learners])
     for name in (n for n in names if n in learners):
         out = Path(args.out) / name

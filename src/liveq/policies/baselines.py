@@ -12,6 +12,7 @@ from collections.abc import Callable
 import gymnasium as gym
 import numpy as np
 
+from liveq.policies.ads import AD_BASELINES
 from liveq.policies.base import (
     Action,
     GreedyPolicy,
@@ -95,6 +96,7 @@ BASELINES: dict[str, Callable[[gym.vector.VectorEnv, int], object]] = {
     "popular": lambda env, seed: ScorePolicy(popular_score, slate_size_of(env)),
     "repeat": lambda env, seed: ScorePolicy(repeat_score, slate_size_of(env)),
     "oracle": lambda env, seed: OracleMyopicPolicy(env),
+    **AD_BASELINES,  # greedy_ecpm, even_pacing, budget_aware: liveq/AdPlacement only
 }
 
 
