@@ -143,3 +143,11 @@ def test_compare_refuses_ad_baselines_on_livestream(capsys):
     code = main(["compare", "--config", "livestream_small", "--agents", "greedy_ecpm",
                  "--episodes", "8", "--out", "/tmp/liveq_ads_refuse"])
     assert code == 2 and "liveq/AdPlacement" in capsys.readouterr().err
+
+
+def test_bench_times_the_ad_env_at_each_batch():
+    from liveq.experiments.bench_scenarios import QUICK_CASES, bench_scenarios
+
+    rows = bench_scenarios(True, 1, lambda _text: None)["AdPlacement-v0"]
+    assert [r["batch"] for r in rows] == [b for b, _ in QUICK_CASES]
+    assert all(r["steps_per_s"] > 0 for r in rows)
