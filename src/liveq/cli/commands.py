@@ -171,7 +171,8 @@ def compare_command(args: argparse.Namespace) -> int:
     misfit = [n for n in baselines if table is BASELINES and not baseline_fits(n, config.env.id)]
     if misfit:
         raise ConfigError(f"--agents: baselines {misfit} do not fit {config.env.id} (live-room "
-                          "baselines need liveq/LiveRoom, the others liveq/LiveStream)")
+                          "baselines need liveq/LiveRoom, ad baselines liveq/AdPlacement, the "
+                          "others liveq/LiveStream)")
     _check_learners_fit(config, [n for n in names if n in learners])
     for name in (n for n in names if n in learners):
         out = Path(args.out) / name

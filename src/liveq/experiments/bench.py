@@ -35,6 +35,7 @@ import numpy as np
 from liveq.core.config import load_yaml
 from liveq.eval.online import evaluate
 from liveq.experiments.bench_logs import bench_logs, log_lines
+from liveq.experiments.bench_scenarios import bench_scenarios
 from liveq.sim.livestream import LiveStreamEnv, LiveStreamVectorEnv
 from liveq.sim.vector import make_vec_env
 
@@ -317,8 +318,6 @@ def run_bench(quick: bool = False) -> dict[str, Any]:
            if host["load_avg_before"] > 0.5 else ""))
     figures: dict[str, Any] = {"quick": quick, "machine": host,
                                "simulator": bench_simulator(sizes)}
-    say()
-    from liveq.experiments.bench_scenarios import bench_scenarios
     figures["scenarios"] = bench_scenarios(quick, sizes.repeats, say)
     say()
     figures["training"] = bench_training(sizes)

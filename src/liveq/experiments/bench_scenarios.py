@@ -1,7 +1,7 @@
 """Session-steps/s of the scenario simulators beside LiveStream's (a `liveq bench` part).
 
 Each registered scenario env is built as its batched vector env (`make_vec_env`) and
-stepped with the cheapest valid policy (the first unmasked candidate); the figure is the
+stepped with the cheapest valid policy (the first allowed action); the figure is the
 median over repeats after a warm-up, as for LiveStream.
 """
 
@@ -13,11 +13,22 @@ from typing import Any
 
 import numpy as np
 
+from liveq.sim.adplacement import AdPlacementVectorEnv
 from liveq.sim.vector import make_vec_env
 
-SCENARIO_ENVS = ("liveq/Ecommerce-v0",)
+SCENARIO_ENVS = ("liveq/Ecommerce-v0", "liveq/AdPlacement-v0", "liveq/LiveRoom-v0")
 FULL_CASES = ((1, 2000), (1_000, 60), (100_000, 3))  # (batch, vector steps per repeat)
 QUICK_CASES = ((1, 200), (100, 20))
+
+
+def first_allowed(env: Any, obs: Any) -> np.ndarray:
+    """The first allowed action of each row: a dict observation's `mask`, AdPlacement's
+    mask in the observation's last n_actions columns, else action 0 (all allowed)."""
+    if isinstance(obs, dict):
+        return np.argmax(obs["mask"], axis=-1)
+    if isinstance(env, AdPlacementVectorEnv):
+        return np.argmax(obs[:, -env.single_action_space.n:] > 0.5, axis=1)
+    return np.zeros(len(obs), np.int64)
 
 
 def time_scenario(env_id: str, batch: int, steps: int, repeats: int) -> list[float]:
@@ -28,7 +39,7 @@ def time_scenario(env_id: str, batch: int, steps: int, repeats: int) -> list[flo
     for i in range(repeats + 1):  # the first pass warms up
         start = time.perf_counter()
         for _ in range(steps):
-            obs = env.step(np.argmax(obs["mask"], axis=-1))[0]
+            obs = env.step(first_allowed(env, obs))[0]
         if i:
             rates.append(batch * steps / (time.perf_counter() - start))
     env.close()

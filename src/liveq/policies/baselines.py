@@ -12,6 +12,7 @@ from collections.abc import Callable
 import gymnasium as gym
 import numpy as np
 
+from liveq.policies.ads import AD_BASELINES
 from liveq.policies.base import (
     Action,
     GreedyPolicy,
@@ -97,14 +98,17 @@ BASELINES: dict[str, Callable[[gym.vector.VectorEnv, int], object]] = {
     "repeat": lambda env, seed: ScorePolicy(repeat_score, slate_size_of(env)),
     "oracle": lambda env, seed: OracleMyopicPolicy(env),
     **ROOM_BASELINES,
+    **AD_BASELINES,  # greedy_ecpm, even_pacing, budget_aware: liveq/AdPlacement only
 }
 
 
 def baseline_fits(name: str, env_id: str) -> bool:
-    """Whether baseline `name` can act on env `env_id` (live-room rules on LiveRoom, the
-    others on LiveStream)."""
+    """Whether baseline `name` can act on env `env_id` (live-room rules on LiveRoom, ad rules
+    on AdPlacement, the others on LiveStream)."""
     if name in ROOM_BASELINES:
         return env_id.startswith("liveq/LiveRoom")
+    if name in AD_BASELINES:
+        return env_id.startswith("liveq/AdPlacement")
     return env_id.startswith("liveq/LiveStream")
 
 

@@ -13,13 +13,19 @@ from liveq.sim.shop import register_ecommerce
 
 
 def register_envs() -> None:
-    """Register `liveq/LiveStream-v0` (with its batched vector entry point), the chain and
-    the linear bandit."""
+    """Register `liveq/LiveStream-v0` and `liveq/AdPlacement-v0` (with their batched vector
+    entry points), the chain and the linear bandit."""
     if "liveq/LiveStream-v0" not in gym.registry:
         gym.register(
             "liveq/LiveStream-v0",
             entry_point="liveq.sim.livestream:LiveStreamEnv",
             vector_entry_point="liveq.sim.livestream:LiveStreamVectorEnv",
+        )
+    if "liveq/AdPlacement-v0" not in gym.registry:
+        gym.register(
+            "liveq/AdPlacement-v0",
+            entry_point="liveq.sim.adplacement:AdPlacementEnv",
+            vector_entry_point="liveq.sim.adplacement:AdPlacementVectorEnv",
         )
     register_chain()
     register_linear_bandit()
