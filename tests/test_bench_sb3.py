@@ -14,8 +14,6 @@ from liveq.experiments.bench import liveq_run_config
 from liveq.experiments.bench_fair import LEARNERS, _ratios, fair_sizes, reach
 from liveq.experiments.bench_sb3 import build_sb3, sb3_like_kwargs
 
-pytest.importorskip("stable_baselines3")
-
 
 @pytest.fixture(scope="module")
 def demo():

@@ -11,27 +11,24 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from gymnasium.vector.utils import batch_space
 
-from liveq.core.config import from_dict, to_dict
 from liveq.core.errors import InvalidActionError
 from liveq.sim.ads_config import AdPlacementConfig
 from liveq.sim.ads_core import AdPlacementCore, obs_width
+from liveq.sim.batched import SEED_BOUND, CoreVectorEnv, check_config_kwargs, config_from
 
-SEED_BOUND = 2**63
 OBS_BOUND = 50.0  # unit vectors, shares, log counts and a decayed ad count (< 1/(1-decay))
 
 
 def make_config(config: AdPlacementConfig | dict | None, overrides: dict,
                 path: str = "") -> AdPlacementConfig:
     """A validated config from an object or mapping plus keyword overrides."""
-    base = to_dict(config) if isinstance(config, AdPlacementConfig) else dict(config or {})
-    return from_dict(AdPlacementConfig, {**base, **overrides}, path)
+    return config_from(AdPlacementConfig, config, overrides, path)
 
 
 def check_kwargs(kwargs: dict[str, Any], path: str) -> None:
     """Validate an env's keyword arguments before building it (a run config's env.kwargs)."""
-    make_config(kwargs.get("config"), {k: v for k, v in kwargs.items() if k != "config"}, path)
+    check_config_kwargs(AdPlacementConfig, kwargs, path)
 
 
 def spaces_for(cfg: AdPlacementConfig) -> tuple[spaces.Box, spaces.Discrete]:
@@ -116,7 +113,7 @@ class AdPlacementEnv(gym.Env):
                 {key: value[0] for key, value in info.items()})
 
 
-class AdPlacementVectorEnv(gym.vector.VectorEnv):
+class AdPlacementVectorEnv(CoreVectorEnv):
     """
     `num_envs` independent ad days stepped together (spaces, rewards and episode end as
     `AdPlacementEnv`, batched on a first axis). Autoreset is Gymnasium's `NEXT_STEP`: a
@@ -124,23 +121,10 @@ class AdPlacementVectorEnv(gym.vector.VectorEnv):
     `reset(seed=s)` seeds `np_random` and draws the worlds from it.
     """
 
-    metadata = {"render_modes": [], "autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
-
+    config_class = AdPlacementConfig
+    core_class = AdPlacementCore
+    spaces = staticmethod(spaces_for)
     check_kwargs = staticmethod(check_kwargs)
 
-    def __init__(self, num_envs: int = 1, config: AdPlacementConfig | dict | None = None,
-                 **overrides: Any):
-        self.config = make_config(config, overrides)
-        self.core = AdPlacementCore(self.config, num_envs)
-        self.num_envs = num_envs
-        self.single_observation_space, self.single_action_space = spaces_for(self.config)
-        self.observation_space = batch_space(self.single_observation_space, num_envs)
-        self.action_space = batch_space(self.single_action_space, num_envs)
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
-        obs = self.core.reset(int(self.np_random.integers(SEED_BOUND)))
-        return obs, {"action_mask": self.core.mask()}
-
-    def step(self, actions):
-        return self.core.step(np.asarray(actions))
+    def reset_info(self) -> dict:
+        return {"action_mask": self.core.mask()}

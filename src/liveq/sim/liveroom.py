@@ -11,10 +11,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from gymnasium.vector.utils import batch_space
 
-from liveq.core.config import from_dict, to_dict
 from liveq.core.errors import InvalidActionError
+from liveq.sim.batched import CoreVectorEnv, check_config_kwargs, config_from
 from liveq.sim.room_config import PROMPTS, RoomConfig
 from liveq.sim.room_core import OBS_DIM, RoomCore
 
@@ -24,14 +23,12 @@ SEED_BOUND = 2**31 - 1
 def make_room_config(config: RoomConfig | dict | None, overrides: dict,
                      path: str = "") -> RoomConfig:
     """A validated config from an object or mapping plus keyword overrides."""
-    base = to_dict(config) if isinstance(config, RoomConfig) else dict(config or {})
-    return from_dict(RoomConfig, {**base, **overrides}, path)
+    return config_from(RoomConfig, config, overrides, path)
 
 
 def check_room_kwargs(kwargs: dict[str, Any], path: str) -> None:
     """Validate a run config's env.kwargs before building the env."""
-    make_room_config(kwargs.get("config"), {k: v for k, v in kwargs.items() if k != "config"},
-                     path)
+    check_config_kwargs(RoomConfig, kwargs, path)
 
 
 def room_spaces() -> tuple[spaces.Box, spaces.Discrete]:
@@ -105,7 +102,7 @@ class LiveRoomEnv(gym.Env):
                 {key: value[0] for key, value in info.items()})
 
 
-class LiveRoomVectorEnv(gym.vector.VectorEnv):
+class LiveRoomVectorEnv(CoreVectorEnv):
     """
     ## Description
 
@@ -124,24 +121,11 @@ class LiveRoomVectorEnv(gym.vector.VectorEnv):
     does, so a batch of one repeats the single env's trajectory.
     """
 
-    metadata = {"render_modes": [], "autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
+    config_class = RoomConfig
+    core_class = RoomCore
+    spaces = staticmethod(lambda _config: room_spaces())
     check_kwargs = staticmethod(check_room_kwargs)
-
-    def __init__(self, num_envs: int = 1, config: RoomConfig | dict | None = None,
-                 **overrides: Any):
-        self.config = make_room_config(config, overrides)
-        self.core = RoomCore(self.config, num_envs)
-        self.num_envs = num_envs
-        self.single_observation_space, self.single_action_space = room_spaces()
-        self.observation_space = batch_space(self.single_observation_space, num_envs)
-        self.action_space = batch_space(self.single_action_space, num_envs)
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
-        return self.core.reset(int(self.np_random.integers(SEED_BOUND))), {}
-
-    def step(self, actions):
-        return self.core.step(np.asarray(actions))
+    seed_bound = SEED_BOUND
 
 
 def register_liveroom() -> None:

@@ -7,27 +7,24 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from gymnasium.vector.utils import batch_space
 
-from liveq.core.config import from_dict, to_dict
 from liveq.core.errors import InvalidActionError
+from liveq.sim.batched import SEED_BOUND, CoreVectorEnv, check_config_kwargs, config_from
 from liveq.sim.shop.config import EcommerceConfig
 from liveq.sim.shop.core import FEATURE_CLIP, ShopCore, candidate_width, viewer_width
 
 ECOMMERCE_ID = "liveq/Ecommerce-v0"
-SEED_BOUND = 2**63
 
 
 def make_config(config: EcommerceConfig | dict | None, overrides: dict,
                 path: str = "") -> EcommerceConfig:
     """A validated config from an object or mapping plus keyword overrides."""
-    base = to_dict(config) if isinstance(config, EcommerceConfig) else dict(config or {})
-    return from_dict(EcommerceConfig, {**base, **overrides}, path)
+    return config_from(EcommerceConfig, config, overrides, path)
 
 
 def check_kwargs(kwargs: dict[str, Any], path: str) -> None:
     """Validate the env's keyword arguments before building it (a run config's env.kwargs)."""
-    make_config(kwargs.get("config"), {k: v for k, v in kwargs.items() if k != "config"}, path)
+    check_config_kwargs(EcommerceConfig, kwargs, path)
 
 
 def spaces_for(cfg: EcommerceConfig) -> tuple[spaces.Dict, spaces.Discrete]:
@@ -127,7 +124,7 @@ def _first(batch: dict[str, np.ndarray]) -> dict[str, Any]:
     return {key: value[0] for key, value in batch.items()}
 
 
-class EcommerceVectorEnv(gym.vector.VectorEnv):
+class EcommerceVectorEnv(CoreVectorEnv):
     """
     `num_envs` concurrent shopper sessions on one shop (shared catalogue and stock),
     stepped by the numpy core. Spaces, rewards and episode end as `EcommerceEnv`, batched
@@ -136,24 +133,10 @@ class EcommerceVectorEnv(gym.vector.VectorEnv):
     next `step` with a new shopper, ignoring its action and paying 0.
     """
 
-    metadata = {"render_modes": [], "autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
+    config_class = EcommerceConfig
+    core_class = ShopCore
+    spaces = staticmethod(spaces_for)
     check_kwargs = staticmethod(check_kwargs)
-
-    def __init__(self, num_envs: int = 1, config: EcommerceConfig | dict | None = None,
-                 **overrides: Any):
-        self.config = make_config(config, overrides)
-        self.core = ShopCore(self.config, num_envs)
-        self.num_envs = num_envs
-        self.single_observation_space, self.single_action_space = spaces_for(self.config)
-        self.observation_space = batch_space(self.single_observation_space, num_envs)
-        self.action_space = batch_space(self.single_action_space, num_envs)
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
-        return self.core.reset(int(self.np_random.integers(SEED_BOUND))), {}
-
-    def step(self, actions):
-        return self.core.step(np.asarray(actions))
 
 
 def register_ecommerce() -> None:
