@@ -142,5 +142,29 @@ def test_compare_refuses_a_learner_that_does_not_fit_before_training_any(tmp_pat
                  "--steps", "100", "--no-progress"]) == 2
     one_line_error(capsys, "--agents tabular_q: tabular Q-learning needs a Discrete")
     assert not out.exists()
-    assert main(["compare", "--config", SMALL, "--agents", "bc", "--out", str(out)]) == 2
-    one_line_error(capsys, "['bc'] learn only from logged data")
+    for behaviour, needle in (("nosuch:0.3", "--behaviour: unknown policy 'nosuch'"),
+                              ("popular:x", "epsilon 'x' is not a number"),
+                              ("popular:1.5", "epsilon must be in [0, 1]"),
+                              ("budget_aware", "budget_aware does not fit")):
+        assert main(["compare", "--config", SMALL, "--agents", "bc", "--out", str(out),
+                     "--behaviour", behaviour]) == 2
+        one_line_error(capsys, needle)
+    assert not out.exists()
+
+
+def test_compare_trains_offline_only_learners_from_the_behaviour_log(tmp_path, capsys):
+    """bc and reinforce learn from a log of --behaviour (never acting) and play the same
+    sessions as the behaviour, which joins the table; bc clones a deterministic behaviour."""
+    out = tmp_path / "runs"
+    assert main(["compare", "--config", SMALL, "--agents", "bc,reinforce,popular", "--out",
+                 str(out), "--steps", "3000", "--episodes", "200", "--behaviour", "popular",
+                 "--json", str(tmp_path / "r.json"), "--no-progress"]) == 0
+    results = json.loads((tmp_path / "r.json").read_text())
+    assert set(results) == {"bc", "reinforce", "popular", "behaviour popular"}
+    summary = json.loads((out / "reinforce" / "offline.json").read_text())
+    assert summary["behaviour"] == "popular" and 3000 - 16 < summary["env_steps"] <= 3000
+    assert summary["gradient_steps"] == (3000 - 500) // 16 * 2  # livestream_small's DQN
+    assert (out / "bc" / "checkpoints" / "best.pt").exists()
+    assert results["behaviour popular"]["return"] == results["popular"]["return"]
+    assert results["bc"]["return"]["mean"] == pytest.approx(
+        results["popular"]["return"]["mean"], rel=0.15)

@@ -19,6 +19,12 @@ from liveq.core.report import (
     write_json,
 )
 from liveq.eval.online import evaluate, make_online_evaluator
+from liveq.experiments.compare_offline import (
+    behaviour_policy,
+    gradient_budget,
+    parse_behaviour,
+    train_offline_run,
+)
 from liveq.sim.vector import make_vec_env
 from liveq.train.config import RunConfig, load_run_config
 from liveq.train.registry import ALGORITHMS, build_learner, derive_config
@@ -157,27 +163,25 @@ def compare_command(args: argparse.Namespace) -> int:
     config = load_run_config(_config_data(args.config, args))
     table = baselines_for(config.env.id)
     torch.set_num_threads(config.train.torch_threads)
-    learners = online_learners()
     names = [n.strip() for n in args.agents.split(",") if n.strip()]
-    offline = [n for n in names if n in ALGORITHMS and n not in learners]
-    if offline:
-        raise ConfigError(f"--agents: {offline} learn only from logged data; `liveq ope "
-                          "offline-rl` trains them from a simulator log and judges them online")
-    unknown = [n for n in names if n not in learners and n not in table]
+    learners = [n for n in names if n in ALGORITHMS]
+    unknown = [n for n in names if n not in ALGORITHMS and n not in table]
     if unknown or not names:
         raise ConfigError(f"--agents: unknown {unknown}; choose from "
-                          f"{sorted([*learners, *table])}")
+                          f"{sorted([*ALGORITHMS, *table])}")
+    offline = [n for n in learners if n not in online_learners()]
+    if offline:
+        behaviour = parse_behaviour(args.behaviour, table)[0]
+        if table is BASELINES and not baseline_fits(behaviour, config.env.id):
+            raise ConfigError(f"--behaviour: {behaviour} does not fit {config.env.id}")
     baselines = [n for n in names if n in table]
     misfit = [n for n in baselines if table is BASELINES and not baseline_fits(n, config.env.id)]
     if misfit:
         raise ConfigError(f"--agents: baselines {misfit} do not fit {config.env.id} (live-room "
                           "baselines need liveq/LiveRoom, ad baselines liveq/AdPlacement, the "
                           "others liveq/LiveStream)")
-    _check_learners_fit(config, [n for n in names if n in learners])
-    for name in (n for n in names if n in learners):
-        out = Path(args.out) / name
-        train_run(_learner_config(config, name), out, resume=(out / "checkpoints" /
-                                                              "latest.pt").exists())
+    _check_learners_fit(config, learners)
+    _train_learners(config, learners, offline, args, table)
     results = {}
     for name in names:
         env = _eval_env(config, args.episodes)
@@ -187,8 +191,27 @@ def compare_command(args: argparse.Namespace) -> int:
         else:
             make = lambda e, n=name: table[n](e, args.seed)  # noqa: E731
         results[name] = evaluate(make, env, args.episodes, args.seed)
+    if offline:  # what the offline learners' log came from, on the same sessions
+        make = lambda e: behaviour_policy(args.behaviour, table, e, args.seed)  # noqa: E731
+        results[f"behaviour {args.behaviour}"] = evaluate(
+            make, _eval_env(config, args.episodes), args.episodes, args.seed)
     _report(results, args)
     return 0
+
+
+def _train_learners(config: RunConfig, learners: list[str], offline: list[str],
+                    args: argparse.Namespace, table: dict) -> None:
+    """Train each learner into `--out/NAME` (a finished run there is kept): by acting, or
+    for offline-only learners from a log of the `--behaviour` policy."""
+    for name in learners:
+        out = Path(args.out) / name
+        finished = (out / "checkpoints" / "latest.pt").exists()
+        if name in offline:
+            if not finished:
+                train_offline_run(_learner_config(config, name), name, out, args.behaviour,
+                                  table, gradient_budget(config))
+        else:
+            train_run(_learner_config(config, name), out, resume=finished)
 
 
 def bench_command(args: argparse.Namespace) -> int:

@@ -50,8 +50,12 @@ def _add_compare(sub) -> None:
     p = sub.add_parser("compare", help="train learners and compare them with baselines")
     p.add_argument("--config", required=True, help="run config YAML (DQN settings and env)")
     p.add_argument("--agents", default="dqn,myopic,oracle,popular,repeat,random",
-                   help="comma-separated: dqn, myopic, linucb, linear_ts, oracle, popular, "
-                        "repeat, random")
+                   help="comma-separated learners (any registered algorithm: dqn, myopic, "
+                        "ppo, linucb, reinforce, bc, ...) and baselines (oracle, popular, "
+                        "repeat, random, or the env's own)")
+    p.add_argument("--behaviour", default="popular:0.3",
+                   help="NAME[:EPSILON] baseline whose log the offline-only learners (bc, "
+                        "reinforce) learn from; it joins the table")
     p.add_argument("--episodes", type=int, default=2000, help="sessions per agent")
     p.add_argument("--out", default="runs/compare", help="folder for the learners' runs")
     p.add_argument("--seed", type=seed, default=12345, help="evaluation seed (shared)")

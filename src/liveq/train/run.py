@@ -32,7 +32,7 @@ from liveq.core.report import json_line, save_json
 from liveq.train.config import RunConfig, run_config_dict
 
 
-def _versions() -> dict[str, str]:
+def versions() -> dict[str, str]:
     return {
         "liveq": liveq.__version__,
         "torch": torch.__version__,
@@ -76,7 +76,7 @@ class RunDir:
             raise ConfigError(f"{self.path} already holds a run; resume it or choose a new "
                               "output folder")
         save_yaml(run_config_dict(config), self.path / "config.yaml")
-        meta = {"seed": config.seed, "versions": _versions(), "started_at": _now(),
+        meta = {"seed": config.seed, "versions": versions(), "started_at": _now(),
                 "resumed_at": []}
         save_json(meta, self.path / "meta.json")
         self.metrics_path.touch()
@@ -85,7 +85,7 @@ class RunDir:
         meta_path = self.path / "meta.json"
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"resumed_at": []}
         meta.setdefault("resumed_at", []).append({"time": _now(), "env_steps": step,
-                                                  "versions": _versions()})
+                                                  "versions": versions()})
         save_json(meta, meta_path)
         lines = self.metrics_path.read_text().splitlines() if self.metrics_path.exists() else []
         kept = [line for line in lines if line and json.loads(line)["env_steps"] <= step]
