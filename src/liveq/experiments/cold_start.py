@@ -45,8 +45,10 @@ EVAL_SEED = 12345
 METRICS = ("newcomer_ctr", "newcomer_watch", "return")
 
 
-def arm_config(base: dict[str, Any], mode: str, agent: str, seed: int, steps: int):
-    """The run config of one arm and seed: content `mode`, evaluated only at the end."""
+def arm_config(base: dict[str, Any], mode: str, agent: str, seed: int, steps: int,
+               topic_evidence: float = 0.0):
+    """The run config of one arm and seed: content `mode`, the world's `topic_evidence`,
+    evaluated only at the end."""
     data = json.loads(json.dumps(base))
     data["seed"] = seed
     agent_cfg = data.setdefault("agent", {})
@@ -55,7 +57,8 @@ def arm_config(base: dict[str, Any], mode: str, agent: str, seed: int, steps: in
         section.pop("gamma", None)  # pinned to 0
     agent_cfg.update({"name": agent, agent: section})
     kwargs = data.setdefault("env", {}).setdefault("kwargs", {})
-    kwargs.update(WORLD, content={**kwargs.get("content", {}), "mode": mode})
+    kwargs.update(WORLD, topic_evidence=topic_evidence,
+                  content={**kwargs.get("content", {}), "mode": mode})
     data.setdefault("train", {}).update(total_env_steps=steps, eval_every=0,
                                         checkpoint_every=0, progress=False)
     return load_run_config(data)
@@ -88,7 +91,8 @@ def play(policy: Any, env: LiveStreamVectorEnv, steps: int) -> dict[str, float]:
 
 
 def run_cold_start(config: str, agent: str, seeds: list[int], steps: int, eval_steps: int,
-                   eval_envs: int, out: Path) -> dict[str, dict[str, Any]]:
+                   eval_envs: int, out: Path, topic_evidence: float = 0.0
+                   ) -> dict[str, dict[str, Any]]:
     """{arm: {metric: {"per_seed", "mean", "ci_low", "ci_high"}}}, and the same of the
     per-seed differences `+ content` minus `stats only` (seeds pair: same world, same
     learner seed); runs reused from `out`."""
@@ -97,7 +101,7 @@ def run_cold_start(config: str, agent: str, seeds: list[int], steps: int, eval_s
     for arm, mode in ARMS.items():
         per_seed: dict[str, list[float]] = {m: [] for m in (*METRICS, "newcomer_impressions")}
         for seed in seeds:
-            run_config = arm_config(base, mode, agent, seed, steps)
+            run_config = arm_config(base, mode, agent, seed, steps, topic_evidence)
             run = out / agent / ("content" if mode == "text" else "stats") / f"seed{seed}"
             if not (run / "checkpoints" / "latest.pt").exists():
                 train(run_config, run)
@@ -140,13 +144,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=30_000)
     p.add_argument("--eval-steps", type=int, default=400, help="vector steps played")
     p.add_argument("--eval-envs", type=int, default=64)
+    p.add_argument("--topic-evidence", type=float, default=0.0,
+                   help="env topic_evidence: 0 the platform knows each topic; k > 0 it "
+                        "learns it from clicks (newcomers' unknown)")
     p.add_argument("--out", default="runs/cold_start")
     p.add_argument("--json")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
     results = run_cold_start(args.config, args.agent, seeds, args.steps, args.eval_steps,
-                             args.eval_envs, Path(args.out))
+                             args.eval_envs, Path(args.out), args.topic_evidence)
     print(table(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

@@ -271,6 +271,12 @@ class LiveStreamConfig:
     """Session minutes per unit inside that log1p (one step's worth by default)."""
     cold_start_prior: float = 20.0
     """Pseudo-impressions behind a new streamer's CTR and watch estimates."""
+    topic_evidence: float = 0.0
+    """0: the platform knows each streamer's topic from the start (a declared category).
+    > 0: it learns it from engagement, like a co-watch embedding: the topic features are
+    the true topic scaled by c / (c + topic_evidence), c the streamer's logged clicks, so a
+    newcomer's topic is unknown until viewers click (its text, with content on, is then all
+    that says what it is about). The viewers' own behaviour always uses the true topic."""
 
     streamer_traits: StreamerTraits = field(default_factory=StreamerTraits)
     """How new streamers are drawn (see StreamerTraits)."""
@@ -311,6 +317,8 @@ class LiveStreamConfig:
             require(0.0 <= value <= 1.0, f"{name} must be in [0, 1], got {value}")
         require(0 <= self.prime_time_hour < 24,
                 f"prime_time_hour must be in [0, 24), got {self.prime_time_hour}")
+        require(self.topic_evidence >= 0, f"topic_evidence must be >= 0, got "
+                f"{self.topic_evidence}")
         for name in ("step_minutes", "mean_stream_hours", "patience_max", "cold_start_prior",
                      "prime_time_spread_hours", "return_minutes_unit", "organic_audience"):
             require(getattr(self, name) > 0, f"{name} must be positive, got "

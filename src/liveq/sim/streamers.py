@@ -158,8 +158,18 @@ class Streamers:
     def record(self, tick: int) -> StreamerRecord:
         """What the platform knows of every streamer slot at `tick` (views, not copies)."""
         age = (tick - self.born_tick) * self.cfg.step_minutes
-        return StreamerRecord(self.topic, self.viewers, self.minutes_live, self.impressions,
-                              self.clicks, self.watch_sum, age)
+        return StreamerRecord(self.known_topic(), self.viewers, self.minutes_live,
+                              self.impressions, self.clicks, self.watch_sum, age)
+
+    def known_topic(self) -> np.ndarray:
+        """The platform's view of each streamer's topic: the true one, or with
+        `topic_evidence` k > 0 the true one scaled by clicks / (clicks + k) (learnt from
+        engagement; a newcomer's is zero)."""
+        k = self.cfg.topic_evidence
+        if k == 0:
+            return self.topic
+        weight = (self.clicks / (self.clicks + k)).astype(np.float32)
+        return self.topic * weight[:, None]
 
     def feature_tables(self, tick: int) -> tuple[np.ndarray, np.ndarray]:
         """Topics `(n_streamers + 1, topic_dim)` and STREAMER_STATS `(n_streamers + 1, 6)`,
