@@ -207,3 +207,27 @@ def test_bad_content_config_names_the_field(content, field):
 def test_unknown_encoder_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="content.encoder"):
         world({"mode": "text", "cache_dir": str(tmp_path), "encoder": "no.such.module:f"}, 0)
+
+
+def test_text_predicts_a_newcomers_unknown_topic(content):
+    """With topic_evidence, a streamer nobody has clicked has no known topic without
+    content; with content, the ridge map from text learnt on established streamers points
+    it the right way, and the world itself plays as before."""
+    env = world(content, 1, n_streamers=600, n_candidates=16, followed_slots=4,
+                trending_slots=4, topic_evidence=20.0)
+    s = env.core.streamers
+    s.clicks[:] = 0.0
+    s.clicks[:400] = 100.0  # established: the platform knows 5/6 of their topic
+    known = s.known_topic()
+    true = s.topic[400:]
+    cosine = np.sum(known[400:] * true, axis=1) / (
+        np.linalg.norm(known[400:], axis=1) * np.linalg.norm(true, axis=1))
+    assert np.mean(cosine) > 0.3, np.mean(cosine)
+    np.testing.assert_allclose(s.content_topic(np.zeros((600, 1), np.float32)), 0.0, atol=1e-6)
+    plain = world(content, 1, n_streamers=600, n_candidates=16, followed_slots=4,
+                  trending_slots=4)
+    for _ in range(20):
+        action = np.argmax(plain.core.mask, axis=1)
+        _, r_plain, *_ = plain.step(action)
+        _, r_env, *_ = env.step(action)
+        np.testing.assert_array_equal(r_plain, r_env)

@@ -275,8 +275,10 @@ class LiveStreamConfig:
     """0: the platform knows each streamer's topic from the start (a declared category).
     > 0: it learns it from engagement, like a co-watch embedding: the topic features are
     the true topic scaled by c / (c + topic_evidence), c the streamer's logged clicks, so a
-    newcomer's topic is unknown until viewers click (its text, with content on, is then all
-    that says what it is about). The viewers' own behaviour always uses the true topic."""
+    newcomer's topic is unknown until viewers click. With content on, the rest of each
+    topic is read off the streamer's text (a ridge regression from the content columns to
+    the topic, fitted on the streamers the platform knows), as a platform would do for a
+    newcomer. The viewers' own behaviour always uses the true topic."""
 
     streamer_traits: StreamerTraits = field(default_factory=StreamerTraits)
     """How new streamers are drawn (see StreamerTraits)."""

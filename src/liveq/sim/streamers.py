@@ -30,6 +30,9 @@ def load_array_state(obj: object, state: dict[str, np.ndarray]) -> None:
         setattr(obj, key, np.array(value, dtype=getattr(obj, key).dtype))
 
 
+CONTENT_RIDGE = 1.0
+"""Ridge penalty of the content-to-topic regression (`Streamers.content_topic`)."""
+
 BORN_LONG_AGO = -10**6
 """Birth tick of the first catalogue: far enough back that none of them counts as new."""
 
@@ -168,8 +171,22 @@ class Streamers:
         k = self.cfg.topic_evidence
         if k == 0:
             return self.topic
-        weight = (self.clicks / (self.clicks + k)).astype(np.float32)
-        return self.topic * weight[:, None]
+        weight = (self.clicks / (self.clicks + k)).astype(np.float32)[:, None]
+        if self.cfg.content.mode == "off":
+            return self.topic * weight
+        return self.topic * weight + (1.0 - weight) * self.content_topic(weight)
+
+    def content_topic(self, weight: np.ndarray) -> np.ndarray:
+        """Each streamer's topic as its text predicts it: a ridge regression from the
+        content columns to the topic, fitted on the whole catalogue with each streamer
+        weighted by how well the platform knows its topic (`weight`), so it is learnt
+        from established streamers and read off for newcomers (the usual content-based
+        cold-start mapping). Refitted at every call; it is a function of the state."""
+        x = self.content
+        xw = x * weight
+        gram = xw.T @ x + CONTENT_RIDGE * np.eye(x.shape[1], dtype=np.float32)
+        coef = np.linalg.solve(gram, xw.T @ self.topic)
+        return (x @ coef).astype(np.float32)
 
     def feature_tables(self, tick: int) -> tuple[np.ndarray, np.ndarray]:
         """Topics `(n_streamers + 1, topic_dim)` and STREAMER_STATS `(n_streamers + 1, 6)`,
