@@ -132,15 +132,18 @@ class AdPlacementCore:
         return _sigmoid(logit + prime[:, None])
 
     # -- one opportunity --------------------------------------------------------------
-    def check_actions(self, actions: np.ndarray) -> np.ndarray:
+    def check_actions(self, actions: np.ndarray, ignore: np.ndarray | None = None) -> np.ndarray:
         """Integer campaign indices, `n_campaigns` meaning no ad; masked ones become "no ad"
-        or raise, per `invalid_action`."""
+        or raise, per `invalid_action`. Slots in `ignore` (restarting days) show no ad
+        whatever their (still checked) action."""
         a = np.asarray(actions)
         c = self.cfg.n_campaigns
         if not np.issubdtype(a.dtype, np.integer) or a.shape != (self.n,):
             raise InvalidActionError(f"actions must be {self.n} integers, got {actions!r}")
         if ((a < 0) | (a > c)).any():
             raise InvalidActionError(f"actions must be in [0, {c}], got {a.tolist()}")
+        if ignore is not None:
+            a = np.where(ignore, c, a)
         ok = self.mask()[np.arange(self.n), a]
         if not ok.all():
             if self.cfg.invalid_action == "raise":
@@ -153,7 +156,7 @@ class AdPlacementCore:
     def step(self, actions: np.ndarray):
         """Show the chosen ads; returns obs, reward, terminated, truncated, info."""
         restart = self.needs_reset.copy()
-        a = self.check_actions(np.where(restart, self.cfg.n_campaigns, np.asarray(actions)))
+        a = self.check_actions(actions, ignore=restart)
         reward, info = self._show(a)
         if restart.any():  # NEXT_STEP autoreset: the ended day's slot starts a new day
             self._reset_slots(restart)
