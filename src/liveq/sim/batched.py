@@ -1,5 +1,6 @@
-"""What the scenario envs share: config building from env kwargs, and one
-`gymnasium.vector.VectorEnv` over a batched numpy core.
+"""What the scenario envs share: config building from env kwargs, one
+`gymnasium.vector.VectorEnv` over a batched numpy core, and exact state snapshots
+(`core_state`, `load_core_state`) so training on a scenario resumes bit for bit.
 
 A scenario (AdPlacement, Ecommerce, LiveRoom) has a config dataclass, a core with
 `reset(seed) -> obs` and `step(actions) -> (obs, reward, terminated, truncated, info)`,
