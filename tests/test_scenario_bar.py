@@ -35,14 +35,12 @@ def vec(env_id, n, **kwargs):
 
 
 def allowed(env, obs) -> np.ndarray:
-    """The actions allowed in `obs` (batched or not): the shop's mask, the ad env's mask
-    columns (the last n_campaigns + 1), every prompt in the live room."""
+    """The actions allowed in `obs` (batched or not): the shop's and the ad env's mask,
+    every prompt in the live room."""
     n = (env.single_action_space if hasattr(env, "single_action_space")
          else env.action_space).n
     if isinstance(obs, dict):
         return obs["mask"].astype(bool)
-    if env.spec is not None and env.spec.id == ADS or isinstance(env.config, AdPlacementConfig):
-        return obs[..., -n:] > 0.5
     return np.ones(obs.shape[:-1] + (n,), dtype=bool)
 
 
@@ -239,3 +237,35 @@ def _assert_same(a, b):
         assert torch.equal(a, b)
     else:
         assert a == b
+
+
+FIXED_LENGTH = {  # configs whose every episode lasts exactly 3 counted steps
+    ADS: {"day_minutes": 15.0, "mean_session_minutes": 1e6, "leave_base": 0.0,
+          "leave_per_ad": 0.0},
+    SHOP: {"max_session_steps": 3, "patience": 1e6},
+    ROOM: {"max_minutes": 3, "leave_rate": 0.0, "annoyance_leave": 0.0}}
+
+
+@pytest.mark.parametrize("env_id", ENVS)
+def test_every_autoreset_episode_is_as_long_as_the_single_envs(env_id):
+    """NEXT_STEP autoreset: the step after an end only starts the next episode (nothing of
+    it is played), so later episodes in the vector env last as long as a fresh single env's
+    (a core that played the new episode's first step in the reset step would give 2)."""
+    single = gym.make(env_id, **FIXED_LENGTH[env_id]).unwrapped
+    obs, _ = single.reset(seed=0)
+    rng, steps, done = np.random.default_rng(0), 0, False
+    while not done:
+        obs, _, term, trunc, _ = single.step(int(random_allowed(single, obs, rng)))
+        steps, done = steps + 1, term or trunc
+    assert steps == 3
+    env = vec(env_id, 4, **FIXED_LENGTH[env_id])
+    obs, _ = env.reset(seed=0)
+    counted, restarting, lengths = np.zeros(4), np.zeros(4, dtype=bool), []
+    for _ in range(20):
+        obs, _, term, trunc, _ = env.step(random_allowed(env, obs, rng))
+        counted += ~restarting
+        ended = term | trunc
+        lengths += counted[ended].tolist()
+        counted[ended] = 0
+        restarting = ended
+    assert len(lengths) >= 16 and set(lengths) == {3}

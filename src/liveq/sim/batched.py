@@ -9,6 +9,7 @@ and a function giving its single-env spaces; `CoreVectorEnv` wires them together
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -32,6 +33,25 @@ def check_config_kwargs(cls: type, kwargs: dict[str, Any], path: str) -> None:
                 path)
 
 
+@dataclass(frozen=True, kw_only=True)
+class SessionMetrics:
+    """What `liveq compare` reports per episode of a scenario, read from the step `info`
+    (the LiveStream env keeps its own fixed set in `liveq.eval.online`). Every metric is a
+    mean over episodes with a 95% interval; `return` and `length` always come first."""
+
+    sums: tuple[tuple[str, str], ...] = ()
+    """(metric, info key): the episode's total of that info entry (booleans count 1)."""
+    ratios: tuple[tuple[str, str, str], ...] = ()
+    """(metric, numerator, denominator): a ratio of two `sums` metrics' totals over all
+    episodes (delta-method interval), such as clicks per impression."""
+    step_means: tuple[tuple[str, str], ...] = ()
+    """(metric, info key): the mean of that info entry over the episode's steps."""
+    finals: tuple[tuple[str, str], ...] = ()
+    """(metric, info key): the value of that info entry at the episode's last step."""
+    order: tuple[str, ...] = ()
+    """Column order of the table (metrics not named here follow)."""
+
+
 class CoreVectorEnv(gym.vector.VectorEnv):
     """`num_envs` slots of a scenario stepped together by its numpy core; Gymnasium's
     `NEXT_STEP` autoreset (the core restarts a slot that ended on the next `step`).
@@ -47,6 +67,7 @@ class CoreVectorEnv(gym.vector.VectorEnv):
     config_class: type
     core_class: type
     seed_bound: int = SEED_BOUND
+    session_metrics: SessionMetrics = SessionMetrics()
 
     @staticmethod
     def spaces(config: Any) -> tuple[gym.Space, gym.Space]:
