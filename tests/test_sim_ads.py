@@ -38,25 +38,42 @@ def _trajectory(env, seed, steps=60):
     return out
 
 
+def _same(a, b) -> bool:
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return np.array_equal(a, b)
+
+
 def test_same_seed_same_trajectory_and_different_seed_differs():
     a = _trajectory(gym.make("liveq/AdPlacement-v0"), 3)
     b = _trajectory(gym.make("liveq/AdPlacement-v0"), 3)
     c = _trajectory(gym.make("liveq/AdPlacement-v0"), 4)
-    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
-    assert not np.array_equal(a[0], c[0])
+    assert all(_same(x, y) for x, y in zip(a, b, strict=True))
+    assert not _same(a[0], c[0])
 
 
 def test_vector_equals_single_for_a_batch_of_one():
     single, vec = gym.make("liveq/AdPlacement-v0").unwrapped, _vec(1)
     o1, _ = single.reset(seed=7)
     o2, _ = vec.reset(seed=7)
-    np.testing.assert_array_equal(o1, o2[0])
+    assert _same(o1, {k: v[0] for k, v in o2.items()})
     for t in range(40):
         a = t % (single.config.n_campaigns + 1)
         o1, r1, d1, _, _ = single.step(np.int64(a))
         o2, r2, d2, _, _ = vec.step(np.array([a]))
-        np.testing.assert_array_equal(o1, o2[0])
+        assert _same(o1, {k: v[0] for k, v in o2.items()})
         assert r1 == r2[0] and d1 == d2[0]
+
+
+def test_observation_rows_are_the_campaigns_then_no_ad():
+    env = _vec(4)
+    obs, _ = env.reset(seed=0)
+    core, c = env.unwrapped.core, env.unwrapped.config.n_campaigns
+    np.testing.assert_array_equal(obs["mask"], core.mask())
+    np.testing.assert_allclose(obs["candidates"][:, :c, 3], core.relevance(), rtol=1e-6)
+    np.testing.assert_allclose(obs["candidates"][:, :c, 2], core.bid / 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(obs["candidates"][:, c], [[0, 0, 0, 0, 1]] * 4)
+    assert (obs["candidates"][:, :c, 4] == 0).all()
 
 
 def test_masked_action_raises_or_shows_no_ad():

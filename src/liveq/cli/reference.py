@@ -13,8 +13,10 @@ import inspect
 import textwrap
 from typing import Any
 
+from liveq.sim.ads_config import AdPlacementConfig
 from liveq.sim.config import LiveStreamConfig
 from liveq.sim.room_config import RoomConfig
+from liveq.sim.shop.config import EcommerceConfig, ShopRewards
 from liveq.train.config import EnvConfig, TrainConfig
 from liveq.train.registry import ALGORITHMS
 
@@ -96,6 +98,11 @@ def config_reference() -> str:
     lines += table("env.kwargs: the LiveStream simulator", LiveStreamConfig)
     lines += _nested(LiveStreamConfig, "env.kwargs")
     lines += table("env.kwargs: the LiveRoom simulator (env.id liveq/LiveRoom-v0)", RoomConfig)
+    lines += table("env.kwargs: the AdPlacement simulator (env.id liveq/AdPlacement-v0)",
+                   AdPlacementConfig)
+    lines += table("env.kwargs: the Ecommerce simulator (env.id liveq/Ecommerce-v0)",
+                   EcommerceConfig)
+    lines += table("env.kwargs.rewards (env.id liveq/Ecommerce-v0)", ShopRewards)
     lines += _agent_tables()
     lines += table("train", TrainConfig)
     lines.append(END)

@@ -24,7 +24,12 @@ Results = dict[str, dict[str, dict[str, float]]]
 
 LABELS = {"return": "return/session", "watch_minutes": "watch min", "clicks": "clicks",
           "ctr": "CTR", "gifts": "gifts", "length": "length", "return_rate": "returns",
-          "coverage": "coverage", "cold_start_share": "cold-start"}
+          "coverage": "coverage", "cold_start_share": "cold-start",
+          "revenue": "revenue", "impressions": "ads", "cvr": "CVR", "roi": "ROI",
+          "budget_spent": "budget spent", "pacing_error": "pacing err",
+          "lost_minutes": "lost min", "purchases": "purchases", "cart_rate": "cart/click",
+          "purchase_rate": "buy/click", "gift_value": "gift value", "comments": "comments",
+          "follows": "follows", "prompts": "prompts", "early_leave": "early leave"}
 
 
 def text_table(header: Sequence[str], rows: Sequence[Sequence[str]],

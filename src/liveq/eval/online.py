@@ -4,7 +4,10 @@ Every slot of the vector env serves the same number of sessions (`episodes / n_e
 short sessions are not over-represented, as they would be if we stopped after the first
 `episodes` sessions to end. Agents compared with the same seed meet the same world
 (common random numbers). Results are per-session arrays plus a summary with 95%
-confidence intervals: `{metric: {"mean", "ci_low", "ci_high", "n"}}`.
+confidence intervals: `{metric: {"mean", "ci_low", "ci_high", "n"}}`. LiveStream's
+metrics are fixed here; a scenario env names its own in a `session_metrics` attribute
+(`liveq.sim.batched.SessionMetrics`: ad revenue, CTR, CVR, ROI and pacing; the shop's
+funnel; the live room's gifts, comments, follows and early leaves).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import gymnasium as gym
 import numpy as np
 
 from liveq.core.stats import mean_ci, ratio_ci, summarise
+from liveq.sim.batched import SessionMetrics
 from liveq.sim.vector import make_vec_env
 
 # Per-session sums taken from the LiveStream step info.
@@ -27,15 +31,23 @@ METRIC_ORDER = ("return", "watch_minutes", "clicks", "ctr", "gifts", "length",
 
 
 class SessionLog:
-    """Accumulates per-slot sums and closes them into per-session records."""
+    """Accumulates per-slot sums and closes them into per-session records: `sums` maps a
+    metric to the info entry it totals, `finals` to the entry whose value at a session's
+    last step it keeps."""
 
-    def __init__(self, n_envs: int, episodes: int, with_info: bool):
+    def __init__(self, n_envs: int, episodes: int, sums: dict[str, str],
+                 finals: dict[str, str] | None = None):
         self.quota = np.full(n_envs, episodes // n_envs)
         self.quota[: episodes % n_envs] += 1
         self.done = np.zeros(n_envs, dtype=np.int64)
-        self.keys = ["return", "length", "shown"] + (list(INFO_SUMS) if with_info else [])
+        self.sums, self.finals = sums, finals or {}
+        if {"return", "length", "shown", "returned"} & {*sums, *self.finals}:
+            raise ValueError(f"session metrics {sorted({*sums, *self.finals})} reuse a "
+                             "name kept for every env (return, length, shown, returned)")
+        self.keys = ["return", "length", "shown", *sums]
         self.running = {k: np.zeros(n_envs) for k in self.keys}
-        self.sessions: dict[str, list[np.ndarray]] = {k: [] for k in [*self.keys, "returned"]}
+        self.sessions: dict[str, list[np.ndarray]] = {
+            k: [] for k in [*self.keys, *self.finals, "returned"]}
         self.shown_ids: list[np.ndarray] = []
 
     @property
@@ -51,13 +63,14 @@ class SessionLog:
             shown = info["shown_ids"][live]
             self.running["shown"][live] += (shown >= 0).sum(axis=1)
             self.shown_ids.append(np.unique(shown[shown >= 0]))
-        for key, field in INFO_SUMS.items():
-            if key in self.running:
-                self.running[key] += np.where(live, info[field], 0)
+        for key, field in self.sums.items():
+            self.running[key] += np.where(live, info[field], 0)
         closing = ended & live
         for key in self.keys:
             self.sessions[key].append(self.running[key][closing].copy())
             self.running[key][closing] = 0.0
+        for key, field in self.finals.items():
+            self.sessions[key].append(np.asarray(info[field])[closing].astype(float))
         self.sessions["returned"].append(
             np.asarray(info.get("will_return", np.zeros_like(ended)))[closing].astype(float))
         self.done += closing
@@ -79,16 +92,46 @@ def run_sessions(env: gym.vector.VectorEnv, policy, episodes: int,
         actions = policy.act(obs).actions
         obs, reward, terminated, truncated, info = env.step(actions)
         if log is None:
-            log = SessionLog(env.num_envs, episodes, with_info="clicked" in info)
+            log = SessionLog(env.num_envs, episodes, *_session_fields(env, info))
         log.add(reward, terminated | truncated, ~restarting, info)
         restarting = terminated | truncated
     ids = np.unique(np.concatenate(log.shown_ids)) if log.shown_ids else np.array([])
     return log.arrays(), ids
 
 
+def _session_fields(env: gym.vector.VectorEnv,
+                    info: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """(sums, finals) to log: a scenario env's `session_metrics` (step means are logged as
+    sums and divided by the length later), else LiveStream's fixed set when its info has
+    it, else nothing beyond return and length."""
+    spec = getattr(env.unwrapped, "session_metrics", None)
+    if spec is not None:
+        return dict(spec.sums) | dict(spec.step_means), dict(spec.finals)
+    return (dict(INFO_SUMS) if "clicked" in info else {}), {}
+
+
+def summarise_scenario(sessions: dict[str, np.ndarray],
+                       spec: SessionMetrics) -> dict[str, dict[str, float]]:
+    """A scenario's summary: return and length, the spec's per-session metrics and its
+    ratios (delta-method intervals), in the spec's order (only its metrics when it names
+    an order, so the table stays readable)."""
+    length = np.maximum(sessions["length"], 1.0)
+    per_session = {k: sessions[k] for k in ("return", "length")}
+    per_session |= {m: sessions[m] for m, _ in (*spec.sums, *spec.finals)}
+    per_session |= {m: sessions[m] / length for m, _ in spec.step_means}
+    summary = summarise(per_session)
+    for metric, numerator, denominator in spec.ratios:
+        summary[metric] = _entry(ratio_ci(sessions[numerator], sessions[denominator]),
+                                 len(sessions[numerator]))
+    return {k: summary[k] for k in (spec.order or summary) if k in summary}
+
+
 def summarise_sessions(sessions: dict[str, np.ndarray], shown_ids: np.ndarray,
-                       n_streamers: int | None) -> dict[str, dict[str, float]]:
+                       n_streamers: int | None,
+                       spec: SessionMetrics | None = None) -> dict[str, dict[str, float]]:
     """The summary table of one agent; ratio metrics use delta-method intervals."""
+    if spec is not None:
+        return summarise_scenario(sessions, spec)
     summary = summarise({k: sessions[k] for k in ("return", "length")})
     if "clicks" not in sessions:
         return summary
@@ -115,7 +158,8 @@ def evaluate(make_policy: Callable[[gym.vector.VectorEnv], Any], env: gym.vector
     policy = make_policy(env)
     sessions, shown = run_sessions(env, policy, episodes, seed)
     cfg = getattr(env.unwrapped, "config", None)
-    return summarise_sessions(sessions, shown, getattr(cfg, "n_streamers", None))
+    return summarise_sessions(sessions, shown, getattr(cfg, "n_streamers", None),
+                              getattr(env.unwrapped, "session_metrics", None))
 
 
 def make_online_evaluator(env_id: str, kwargs: dict[str, Any] | None, n_envs: int = 64):

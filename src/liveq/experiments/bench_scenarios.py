@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from liveq.sim.adplacement import AdPlacementVectorEnv
 from liveq.sim.vector import make_vec_env
 
 SCENARIO_ENVS = ("liveq/Ecommerce-v0", "liveq/AdPlacement-v0", "liveq/LiveRoom-v0")
@@ -22,12 +21,10 @@ QUICK_CASES = ((1, 200), (100, 20))
 
 
 def first_allowed(env: Any, obs: Any) -> np.ndarray:
-    """The first allowed action of each row: a dict observation's `mask`, AdPlacement's
-    mask in the observation's last n_actions columns, else action 0 (all allowed)."""
+    """The first allowed action of each row: a dict observation's `mask`, else action 0
+    (all allowed)."""
     if isinstance(obs, dict):
         return np.argmax(obs["mask"], axis=-1)
-    if isinstance(env, AdPlacementVectorEnv):
-        return np.argmax(obs[:, -env.single_action_space.n:] > 0.5, axis=1)
     return np.zeros(len(obs), np.int64)
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from liveq.policies.base import Action, one_hot_probabilities
+from liveq.policies.base import Action, action_mask, one_hot_probabilities
 from liveq.sim.ads_config import AdPlacementConfig
-from liveq.sim.ads_core import CAMPAIGN_COLUMNS
+from liveq.sim.ads_core import CAMPAIGN_COLUMNS, time_column
 
 
 class AdPolicy:
@@ -27,23 +27,18 @@ class AdPolicy:
         if not isinstance(cfg, AdPlacementConfig):
             raise ValueError("ad baselines need a liveq/AdPlacement env")
         self.cfg = cfg
-        self.time_col = 2 * cfg.feature_dim + cfg.n_segments + 2
-        self.camp_start = self.time_col + 3
+        self.time_col = time_column(cfg)
 
     def allowed(self, obs, mask=None) -> np.ndarray:
-        if mask is not None:
-            return np.asarray(mask, dtype=bool)
-        return np.asarray(obs)[:, -(self.cfg.n_campaigns + 1):] > 0.5
+        return action_mask(obs, mask, self.cfg.n_campaigns + 1)
 
     def campaigns(self, obs) -> np.ndarray:
         """`(n, n_campaigns, 4)`: budget share left, pacing, bid / bid_mean, relevance."""
-        c = self.cfg.n_campaigns
-        block = np.asarray(obs, dtype=np.float64)[:, self.camp_start:self.camp_start
-                                                  + CAMPAIGN_COLUMNS * c]
-        return block.reshape(len(block), c, CAMPAIGN_COLUMNS)
+        rows = np.asarray(obs["candidates"], dtype=np.float64)
+        return rows[:, :self.cfg.n_campaigns, :CAMPAIGN_COLUMNS]
 
     def elapsed(self, obs) -> np.ndarray:
-        return np.asarray(obs, dtype=np.float64)[:, self.time_col]
+        return np.asarray(obs["viewer"], dtype=np.float64)[:, self.time_col]
 
     def expected_revenue(self, obs) -> np.ndarray:
         """`(n, n_campaigns)` bid x predicted CTR (the eCPC-weighted eCPM per impression)."""
@@ -56,7 +51,7 @@ class AdPolicy:
         return self.expected_revenue(obs)
 
     def scores(self, obs, mask=None) -> np.ndarray:
-        s = np.concatenate([self.campaign_scores(obs), np.zeros((len(obs), 1))], axis=1)
+        s = np.concatenate([self.campaign_scores(obs), np.zeros((len(obs["mask"]), 1))], axis=1)
         return np.where(self.allowed(obs, mask), s, -np.inf)
 
     def act(self, obs, mask=None) -> Action:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from liveq.core.config import require
+from liveq.sim.config import require_finite
 
 
 @dataclass(kw_only=True)
@@ -62,6 +63,7 @@ class AdPlacementConfig:
     `InvalidActionError`."""
 
     def validate(self) -> None:
+        require_finite(self)
         for name in ("n_campaigns", "feature_dim", "n_segments"):
             require(getattr(self, name) >= 1, f"{name} must be at least 1, got "
                                               f"{getattr(self, name)}")

@@ -14,12 +14,18 @@ from liveq.core.errors import InvalidActionError
 from liveq.sim.ads_config import AdPlacementConfig
 
 CAMPAIGN_COLUMNS = 4  # remaining budget share, pacing error, bid / bid_mean, relevance
+CANDIDATE_COLUMNS = CAMPAIGN_COLUMNS + 1  # ... and the "no ad" flag
+VIEWER_FIXED = 5  # sin and cos of the time of day, elapsed share, fatigue, log(1 + ads seen)
 
 
-def obs_width(cfg: AdPlacementConfig) -> int:
-    """Columns of the flat observation (see `AdPlacementEnv`)."""
-    return 2 * cfg.feature_dim + cfg.n_segments + 5 + CAMPAIGN_COLUMNS * cfg.n_campaigns \
-        + cfg.n_campaigns + 1
+def viewer_width(cfg: AdPlacementConfig) -> int:
+    """Columns of the observation's `viewer` part (see `AdPlacementEnv`)."""
+    return 2 * cfg.feature_dim + cfg.n_segments + VIEWER_FIXED
+
+
+def time_column(cfg: AdPlacementConfig) -> int:
+    """The `viewer` column holding the elapsed share of the day."""
+    return 2 * cfg.feature_dim + cfg.n_segments + 2
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -110,18 +116,25 @@ class AdPlacementCore:
     def elapsed(self) -> np.ndarray:
         return np.minimum(self.clock / self.cfg.day_minutes, 1.0)
 
-    def observe(self) -> np.ndarray:
+    def observe(self) -> dict[str, np.ndarray]:
+        """LiveStream's layout: `viewer` (the moment), `candidates` (one row per action, the
+        last "no ad") and `mask`, so item-conditioned learners score every campaign with
+        one shared head and never choose a masked one."""
         cfg, e = self.cfg, self.elapsed()
         seg = np.eye(cfg.n_segments)[self.segment]
         phase = 2 * np.pi * e
+        viewer = np.concatenate([self.viewer, self.stream, seg, np.sin(phase)[:, None],
+                                 np.cos(phase)[:, None], e[:, None], self.recent[:, None],
+                                 np.log1p(self.session_ads)[:, None]], axis=1)
         share_left = 1.0 - self.spent / self.budget
         pacing = self.spent / self.budget - e[:, None]
-        per_campaign = np.stack([share_left, pacing, self.bid / cfg.bid_mean,
-                                 self.relevance()], axis=2).reshape(self.n, -1)
-        parts = [self.viewer, self.stream, seg, np.sin(phase)[:, None], np.cos(phase)[:, None],
-                 e[:, None], self.recent[:, None], np.log1p(self.session_ads)[:, None],
-                 per_campaign, self.mask()]
-        return np.concatenate(parts, axis=1).astype(np.float32)
+        campaigns = np.stack([share_left, pacing, self.bid / cfg.bid_mean, self.relevance(),
+                              np.zeros_like(pacing)], axis=2)
+        no_ad = np.zeros((self.n, 1, CANDIDATE_COLUMNS))
+        no_ad[:, :, -1] = 1.0
+        return {"viewer": viewer.astype(np.float32),
+                "candidates": np.concatenate([campaigns, no_ad], axis=1).astype(np.float32),
+                "mask": self.mask().astype(np.int8)}
 
     def click_probability(self) -> np.ndarray:
         """True `(n, n_campaigns)` CTR (hidden from the agent): relevance, the campaign's
@@ -132,15 +145,18 @@ class AdPlacementCore:
         return _sigmoid(logit + prime[:, None])
 
     # -- one opportunity --------------------------------------------------------------
-    def check_actions(self, actions: np.ndarray) -> np.ndarray:
+    def check_actions(self, actions: np.ndarray, ignore: np.ndarray | None = None) -> np.ndarray:
         """Integer campaign indices, `n_campaigns` meaning no ad; masked ones become "no ad"
-        or raise, per `invalid_action`."""
+        or raise, per `invalid_action`. Slots in `ignore` (restarting days) show no ad
+        whatever their (still checked) action."""
         a = np.asarray(actions)
         c = self.cfg.n_campaigns
         if not np.issubdtype(a.dtype, np.integer) or a.shape != (self.n,):
             raise InvalidActionError(f"actions must be {self.n} integers, got {actions!r}")
         if ((a < 0) | (a > c)).any():
             raise InvalidActionError(f"actions must be in [0, {c}], got {a.tolist()}")
+        if ignore is not None:
+            a = np.where(ignore, c, a)
         ok = self.mask()[np.arange(self.n), a]
         if not ok.all():
             if self.cfg.invalid_action == "raise":
@@ -153,7 +169,7 @@ class AdPlacementCore:
     def step(self, actions: np.ndarray):
         """Show the chosen ads; returns obs, reward, terminated, truncated, info."""
         restart = self.needs_reset.copy()
-        a = self.check_actions(np.where(restart, self.cfg.n_campaigns, np.asarray(actions)))
+        a = self.check_actions(actions, ignore=restart)
         reward, info = self._show(a)
         if restart.any():  # NEXT_STEP autoreset: the ended day's slot starts a new day
             self._reset_slots(restart)
@@ -161,6 +177,7 @@ class AdPlacementCore:
         terminated = self.clock >= self.cfg.day_minutes - 1e-9
         self.needs_reset = terminated.copy()
         info["pacing_error"] = self.pacing_error()
+        info["budget_spent_share"] = self.spent.sum(axis=1) / self.budget.sum(axis=1)
         info["action_mask"] = self.mask()
         return (self.observe(), reward, terminated, np.zeros(self.n, dtype=bool), info)
 

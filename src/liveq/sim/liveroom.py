@@ -13,11 +13,19 @@ import numpy as np
 from gymnasium import spaces
 
 from liveq.core.errors import InvalidActionError
-from liveq.sim.batched import CoreVectorEnv, check_config_kwargs, config_from
+from liveq.sim.batched import CoreVectorEnv, SessionMetrics, check_config_kwargs, config_from
 from liveq.sim.room_config import PROMPTS, RoomConfig
 from liveq.sim.room_core import OBS_DIM, RoomCore
 
 SEED_BOUND = 2**31 - 1
+ROOM_METRICS = SessionMetrics(
+    sums=(("gifts", "gifts"), ("gift_value", "gift_value"), ("comments", "comments"),
+          ("follows", "follows"), ("prompts", "prompted"), ("early_leave", "left")),
+    order=("return", "length", "gifts", "gift_value", "comments", "follows", "prompts",
+           "early_leave"))
+"""Per stay: minutes (`length`), gifts and their value, comments, follows, prompts shown,
+and `early_leave`, 1 when the viewer left before `max_minutes` (its mean is the share of
+stays ending early)."""
 
 
 def make_room_config(config: RoomConfig | dict | None, overrides: dict,
@@ -123,6 +131,7 @@ class LiveRoomVectorEnv(CoreVectorEnv):
 
     config_class = RoomConfig
     core_class = RoomCore
+    session_metrics = ROOM_METRICS
     spaces = staticmethod(lambda _config: room_spaces())
     check_kwargs = staticmethod(check_room_kwargs)
     seed_bound = SEED_BOUND

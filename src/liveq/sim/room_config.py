@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from liveq.core.config import require
+from liveq.sim.config import require_finite
 
 PROMPTS = ("none", "gift", "comment", "follow", "highlight")
 """Action names, by index: nothing, suggest a gift, invite a comment, suggest following,
@@ -56,6 +57,7 @@ class RoomConfig:
     """Penalty when the viewer leaves before `max_minutes`."""
 
     def validate(self) -> None:
+        require_finite(self)
         require(self.max_minutes >= 1, f"max_minutes must be at least 1, got {self.max_minutes}")
         for name in ("gift_rate", "comment_rate", "follow_rate", "leave_rate"):
             value = getattr(self, name)

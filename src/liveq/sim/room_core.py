@@ -92,7 +92,6 @@ class RoomCore:
     def step(self, actions: Any) -> tuple:
         actions = self._check(actions)
         restart = self.needs_reset.copy()
-        self._start(restart)
         cfg, rng, rows = self.config, self.rng, np.arange(self.n)
         act = self.activity()
         kind = np.where(restart, 0, actions) - 1  # -1: no prompt
@@ -130,6 +129,7 @@ class RoomCore:
                 "follows": follow & live, "prompted": prompted, "left": left & live}
         terminated, truncated = left & live, truncated & live
         self.needs_reset = terminated | truncated
+        self._start(restart)  # a new viewer at minute 0, as `reset` gives the single env
         return self.observe(), np.where(live, reward, 0.0), terminated, truncated, info
 
     def _annoy(self, kind: np.ndarray, prompted: np.ndarray, answered: np.ndarray,

@@ -178,7 +178,8 @@ class ShopCore:
         self.steps += ~restarting
         terminated = ~restarting & (self.patience <= 0)
         truncated = ~restarting & ~terminated & (self.steps >= cfg.max_session_steps)
-        info = {"product_id": ids, "item_id": np.where(shown, self.serial[pid], -1),
+        info = {"product_id": ids, "shown": shown,
+                "item_id": np.where(shown, self.serial[pid], -1),
                 "click": click, "cart": cart, "purchase": buy,
                 "purchase_value": value, "shopper_id": self.shopper.copy()}
         self._new_shoppers(restarting)

@@ -9,11 +9,26 @@ import numpy as np
 from gymnasium import spaces
 
 from liveq.core.errors import InvalidActionError
-from liveq.sim.batched import SEED_BOUND, CoreVectorEnv, check_config_kwargs, config_from
+from liveq.sim.batched import (
+    SEED_BOUND,
+    CoreVectorEnv,
+    SessionMetrics,
+    check_config_kwargs,
+    config_from,
+)
 from liveq.sim.shop.config import EcommerceConfig
 from liveq.sim.shop.core import FEATURE_CLIP, ShopCore, candidate_width, viewer_width
 
 ECOMMERCE_ID = "liveq/Ecommerce-v0"
+SHOP_METRICS = SessionMetrics(
+    sums=(("impressions", "shown"), ("clicks", "click"), ("carts", "cart"),
+          ("purchases", "purchase"), ("revenue", "purchase_value")),
+    ratios=(("ctr", "clicks", "impressions"), ("cart_rate", "carts", "clicks"),
+            ("purchase_rate", "purchases", "clicks")),
+    order=("return", "revenue", "purchases", "clicks", "ctr", "cart_rate", "purchase_rate",
+           "length"))
+"""The funnel per shopper session: products shown, clicks, carts, purchases and revenue
+(price paid), CTR (clicks per product shown) and carts and purchases per click."""
 
 
 def make_config(config: EcommerceConfig | dict | None, overrides: dict,
@@ -84,9 +99,9 @@ class EcommerceEnv(gym.Env):
     ## Arguments
 
     `gymnasium.make("liveq/Ecommerce-v0", **fields)` with any `EcommerceConfig` field or
-    `config=`. `info`: `product_id` (candidate slot's catalogue index), `item_id` (the
-    product's id for its life), `click`, `cart`, `purchase`, `purchase_value`,
-    `shopper_id`.
+    `config=`. `info`: `product_id` (candidate slot's catalogue index), `shown` (a product
+    was shown), `item_id` (the product's id for its life), `click`, `cart`, `purchase`,
+    `purchase_value`, `shopper_id`.
     """
 
     metadata = {"render_modes": []}
@@ -135,6 +150,7 @@ class EcommerceVectorEnv(CoreVectorEnv):
 
     config_class = EcommerceConfig
     core_class = ShopCore
+    session_metrics = SHOP_METRICS
     spaces = staticmethod(spaces_for)
     check_kwargs = staticmethod(check_kwargs)
 
