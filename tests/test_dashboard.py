@@ -201,6 +201,14 @@ def test_reward_window_keeps_the_newest_decisions(served, monkeypatch):
     assert set(rewards) == {r["decision_id"] for r in rows}
 
 
+def test_snapshots_are_shared_for_a_second(served, monkeypatch):
+    snapshots = dashboard.Snapshots(served.engine)
+    first = snapshots.get()
+    assert snapshots.get() is first
+    monkeypatch.setattr(dashboard, "FRESH_SECONDS", 0.0)
+    assert snapshots.get() is not first
+
+
 # ------------------------------------------------------------------ the page
 def launch(playwright):
     """Debian's Chromium, headless, with nothing reaching out to the network."""
@@ -219,8 +227,8 @@ def test_dashboard_page_renders_the_log_in_chromium(served):
         browser = launch(playwright)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{served.url}/dashboard#key={API_KEY}")
-        page.wait_for_function("Number(document.body.dataset.refreshes || 0) >= 1",
-                               timeout=15_000)
+        # a selector, not a JS predicate: the page's CSP forbids eval
+        page.wait_for_selector("body[data-refreshes]", timeout=15_000)
         assert "key=" not in page.url  # the fragment is dropped once read
         assert page.text_content("#live-version") == truth["live"]
         assert page.text_content("#window-decisions") == str(truth["decisions"])
@@ -240,3 +248,4 @@ def test_dashboard_page_renders_the_log_in_chromium(served):
             page.wait_for_timeout(200)
         assert page.text_content("#window-decisions") == str(truth["decisions"] + 2)
         browser.close()
+
