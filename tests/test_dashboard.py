@@ -65,7 +65,7 @@ def test_reward_of_counts_is_the_join_rule():
 
 
 def test_arm_rewards_mean_and_student_interval():
-    rows = [{"decision_id": d, "arm": arm, "model_version": "v1"}
+    rows = [dashboard.Decided(d, arm, "v1")
             for d, arm in [("a", "control"), ("b", "control"), ("c", "control"),
                            ("d", "treatment")]]
     arms = dashboard.arm_rewards(rows, {"a": 1.0, "b": 2.0, "c": 3.0, "d": 0.0})
@@ -76,6 +76,9 @@ def test_arm_rewards_mean_and_student_interval():
     assert control.low == pytest.approx(2.0 - 4.302653 / math.sqrt(3), abs=1e-5)
     assert control.high == pytest.approx(2.0 + 4.302653 / math.sqrt(3), abs=1e-5)
     assert (treatment.decisions, treatment.rewarded, treatment.reward) == (1, 0, 0.0)
+    values = [0.0, 1.3, 0.2, 2.5, 0.0, 0.7]
+    assert dashboard.mean_interval(values) == pytest.approx(mean_ci(values))
+    assert dashboard.mean_interval([]) == pytest.approx(mean_ci([]), nan_ok=True)
 
 
 def test_gate_row_reads_a_stored_verdict_and_drops_non_finite_figures():
@@ -197,11 +200,11 @@ def test_reward_window_keeps_the_newest_decisions(served, monkeypatch):
     with served.engine.connect() as conn:
         rows, rewards = dashboard.window_rewards(conn, JoinConfig())
         newest = sorted(store.iter_decisions(conn), key=lambda r: r["created_at"])[-3:]
-    assert {r["decision_id"] for r in rows} == {r["decision_id"] for r in newest}
-    assert set(rewards) == {r["decision_id"] for r in rows}
+    assert {r.decision_id for r in rows} == {r["decision_id"] for r in newest}
+    assert set(rewards) == {r.decision_id for r in rows}
 
 
-def test_snapshots_are_shared_for_a_second(served, monkeypatch):
+def test_snapshots_are_shared_for_a_while(served, monkeypatch):
     snapshots = dashboard.Snapshots(served.engine)
     first = snapshots.get()
     assert snapshots.get() is first
