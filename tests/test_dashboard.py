@@ -89,6 +89,9 @@ def test_gate_row_reads_a_stored_verdict_and_drops_non_finite_figures():
     assert (row.version, row.live, row.promoted, row.sessions) == ("small-2", "small-1",
                                                                    True, 412)
     assert row.difference == {"fqe": [0.5, 0.1, None]}
+    odd = dashboard.gate_row("small-3", {"verdict": "promote", "live": 7, "judged_at": "x",
+                                         "difference": {"fqe": "?"}})
+    assert (odd.live, odd.judged_at, odd.sessions, odd.difference) == (None, None, None, {})
 
 
 # ------------------------------------------------------------------ a served log

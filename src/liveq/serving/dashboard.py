@@ -43,8 +43,8 @@ RATE_SECONDS = 60
 BUCKET_SECONDS = 5
 """... in buckets this long (the sparklines' points)."""
 REWARD_WINDOW = 2000
-"""Per-arm reward is measured on the newest decisions, this many at most (about 0.1 s of
-database and Python time per snapshot on 2 busy cores)."""
+"""Per-arm reward is measured on the newest decisions, this many at most (a snapshot then
+took 0.14 s, median, on 2 cores shared with other jobs)."""
 RECENT = 20
 """Decisions listed in the recent table."""
 MODELS = 20
@@ -248,8 +248,9 @@ def gate_row(version: str, gate: dict[str, Any]) -> GateRow:
     """A stored verdict (`liveq.serving.promotion.promote_gated`) as the page shows it."""
     difference = {name: [_finite(v.get(k)) for k in ("estimate", "low", "high")]
                   for name, v in (gate.get("difference") or {}).items() if isinstance(v, dict)}
-    sessions = gate.get("sessions")
-    return GateRow(version=version, live=gate.get("live"), judged_at=gate.get("judged_at"),
+    sessions, live = gate.get("sessions"), gate.get("live")
+    return GateRow(version=version, live=live if isinstance(live, str) else None,
+                   judged_at=_finite(gate.get("judged_at")),
                    verdict=str(gate.get("verdict", "")), reason=str(gate.get("reason", "")),
                    sessions=sessions if isinstance(sessions, int) else None,
                    promoted=bool(gate.get("promote")), difference=difference)
