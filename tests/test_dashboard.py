@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import sync_playwright
 from sqlalchemy import create_engine
 
 from liveq.core.stats import mean_ci
@@ -221,13 +222,34 @@ def launch(playwright):
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
 
 
-def test_dashboard_page_renders_the_log_in_chromium(served):
+def need_chromium() -> None:
     if not CHROMIUM.exists():
         print(f"dashboard browser test skipped: {CHROMIUM} is missing (apt-get install "
               "chromium)")
         pytest.skip(f"{CHROMIUM} is missing (Debian's chromium package)")
-    from playwright.sync_api import sync_playwright
 
+
+def test_dashboard_page_asks_for_the_admin_key(served):
+    need_chromium()
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = browser.new_page()
+        page.goto(f"{served.url}/dashboard")
+        page.wait_for_selector("#key-form.shown", timeout=15_000)
+        assert "missing API key" in page.text_content("#key-reason")
+        page.fill("#key", "not-the-key")
+        page.click("#key-entry button")
+        page.wait_for_selector("#key-reason:has-text('wrong API key')", timeout=15_000)
+        page.fill("#key", API_KEY)
+        page.click("#key-entry button")
+        page.wait_for_selector("body[data-refreshes]", timeout=15_000)
+        assert not page.is_visible("#key-form")
+        assert page.text_content("#live-version") == expected(served.engine)["live"]
+        browser.close()
+
+
+def test_dashboard_page_renders_the_log_in_chromium(served):
+    need_chromium()
     truth = expected(served.engine)
     with sync_playwright() as playwright:
         browser = launch(playwright)
