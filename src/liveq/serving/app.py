@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from liveq.core.errors import LiveqError, RequestError
 from liveq.serving import schemas as s
+from liveq.serving.dashboard import dashboard_router
 from liveq.serving.db import open_log
 from liveq.serving.limits import BodyLimit
 from liveq.serving.metrics import Metrics, RequestTiming
@@ -64,6 +65,7 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     _public_routes(app, service)
     _admin_routes(app, service, Depends(admin))
+    app.include_router(dashboard_router(service.engine, Depends(admin)))
     app.state.service = service
     return app
 
