@@ -78,7 +78,7 @@ def test_bad_space_files_are_refused_naming_line_and_key(tmp_path, text, message
 
 @pytest.mark.parametrize("text, message", [
     ("agent.dqn.lrr: {type: float, low: 0.1, high: 0.2}",
-     "line 1: agent.dqn.lrr: no such key in the run config (did you mean 'agent.dqn.lr'?)"),
+     "space.yaml:1: agent.dqn.lrr: no such key in the run config (did you mean 'agent.dqn.lr'?)"),
     ("agent.ppo.lr: {type: float, low: 0.1, high: 0.2}", "agent.ppo.lr: no such key"),
     ("agent.dqn: {type: categorical, choices: [1, 2]}", "names a section, not a setting"),
     ("agent.dqn.batch_size: {type: float, low: 32, high: 256}",

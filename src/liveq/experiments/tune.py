@@ -29,6 +29,7 @@ for `liveq train --config`), and `search.png` (`liveq.experiments.tune_report`).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,14 +184,16 @@ def optuna_objective(search: Search, say: Callable[[str], None] = print):
                 raise optuna.TrialPruned(f"running objective {value:.3f} at evaluation "
                                          f"{step}")
 
+        started = time.perf_counter()
         try:
             result = run_trial(search, values, trial.number, report)
         except optuna.TrialPruned as exc:
-            say(f"trial {trial.number}: pruned ({exc})")
+            say(f"trial {trial.number}: pruned ({exc}; {time.perf_counter() - started:.0f} s)")
             raise
         trial.set_user_attr("worlds", result["worlds"])
-        say(f"trial {trial.number}: objective {result['objective']:.3f} ("
-            + ", ".join(f"{w} {r['score']:.3f}" for w, r in result["worlds"].items()) + ")")
+        scores = ", ".join(f"{w} {r['score']:.3f}" for w, r in result["worlds"].items())
+        say(f"trial {trial.number}: objective {result['objective']:.3f} ({scores}; "
+            f"{time.perf_counter() - started:.0f} s)")
         return result["objective"]
 
     return objective

@@ -156,5 +156,7 @@ def summary_line(summary: dict[str, Any]) -> str:
     best = summary["best"]
     if best is None:
         return f"trials: {counts or 'none'}; no trial completed, so no best.yaml"
+    settings = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                         for k, v in best["params"].items())
     return (f"trials: {counts}; best trial {best['number']}: objective "
-            f"{best['objective']:.4f} -> {best['config']}")
+            f"{best['objective']:.4f} -> {best['config']}\nbest settings: {settings}")

@@ -52,6 +52,7 @@ class Param:
     step: float | None = None
     choices: tuple[Any, ...] = ()
     line: int = 0
+    source: str = ""
 
     def labels(self) -> list[Any]:
         """Categorical choices as Optuna stores them: lists become their JSON text."""
@@ -139,8 +140,9 @@ def _choices(spec: dict[str, Any], where: str) -> tuple[Any, ...]:
     return tuple(choices)
 
 
-def parse_param(key: Any, spec: Any, where: str, line: int) -> Param:
-    """One entry of the space file; `where` (file:line: key) prefixes every error."""
+def parse_param(key: Any, spec: Any, source: str, line: int) -> Param:
+    """The entry on `line` of the space file `source`; errors name both and the key."""
+    where = f"{source}:{line}: {key}"
     if not isinstance(key, str) or not key:
         raise ConfigError(f"{where}: a key must be a dotted run-config key such as "
                           "agent.dqn.lr")
@@ -159,8 +161,9 @@ def parse_param(key: Any, spec: Any, where: str, line: int) -> Param:
         raise ConfigError(f"{where}: unknown field '{unknown[0]}' for type {kind}; it takes "
                           f"{sorted(FIELDS[kind])}")
     if kind == "categorical":
-        return Param(key=key, kind=kind, choices=_choices(spec, where), line=line)
-    return Param(key=key, kind=kind, line=line, **_range(spec, kind, where))
+        return Param(key=key, kind=kind, choices=_choices(spec, where), line=line,
+                     source=source)
+    return Param(key=key, kind=kind, line=line, source=source, **_range(spec, kind, where))
 
 
 def load_space(path: str | Path) -> list[Param]:
@@ -169,8 +172,7 @@ def load_space(path: str | Path) -> list[Param]:
     text = path.read_text(encoding="utf-8")
     lines = _key_lines(text, str(path))
     data = yaml.safe_load(text)
-    params = [parse_param(key, spec, f"{path}:{lines[key]}: {key}", lines[key])
-              for key, spec in data.items()]
+    params = [parse_param(key, spec, str(path), lines[key]) for key, spec in data.items()]
     if not params:
         raise ConfigError(f"{path}: the space names no parameter")
     return params
@@ -206,7 +208,7 @@ def check_against(params: list[Param], config: dict[str, Any],
     sections rather than settings, a float range on an integer setting, and range ends
     or choices that `load` (the run-config loader) rejects."""
     for p in params:
-        where = f"line {p.line}: {p.key}"
+        where = f"{p.source}:{p.line}: {p.key}"
         try:
             holder, leaf = _lookup(config, p.key)
         except ConfigError as exc:
