@@ -171,6 +171,7 @@ def test_a_pruner_stops_the_training_at_the_first_evaluation(tmp_path):
     summary = tune(_cfg(tmp_path, worlds=[], trials=1, steps=2000), pruner=AlwaysPrune())
     (trial,) = summary["trials"]
     assert trial["state"] == "pruned" and summary["best"] is None
+    assert trial["objective"] is None and trial["worlds"] == {}
     assert [step for step, _ in trial["intermediate"]] == [1]  # eval_every 1500
     lines = (tmp_path / "trials" / "0000" / "default" / "metrics.jsonl").read_text()
     assert max(json.loads(line)["env_steps"] for line in lines.splitlines()) < 2000

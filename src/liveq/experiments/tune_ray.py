@@ -26,6 +26,7 @@ from ray import tune
 from ray.tune.schedulers import MedianStoppingRule
 from ray.tune.search.optuna import OptunaSearch
 
+from liveq.core.errors import UsageError
 from liveq.experiments.tune_objective import Search, run_trial
 from liveq.experiments.tune_space import Param, decode, suggest
 
@@ -77,7 +78,10 @@ def _init(address: str | None) -> bool:
         ray.init(num_cpus=LOCAL_CPUS, include_dashboard=False, log_to_driver=False,
                  configure_logging=False)
         return True
-    ray.init(address=address, log_to_driver=False, configure_logging=False)
+    try:
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
+    except ConnectionError as exc:
+        raise UsageError(f"--address {address}: no Ray cluster to join ({exc})") from None
     return False
 
 

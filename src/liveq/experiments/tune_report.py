@@ -34,14 +34,17 @@ SHOWN = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
 
 
 def trial_records(study: optuna.Study, search: Search) -> list[dict[str, Any]]:
-    """One plain record per trial that has started."""
+    """One plain record per trial that has started. Only a complete trial has an
+    objective (Optuna stores a pruned trial's last running objective as its value; here
+    it stays in `intermediate`)."""
     records = []
     for t in study.get_trials(deepcopy=False, states=SHOWN):
         seconds = None
         if t.datetime_start and t.datetime_complete:
             seconds = (t.datetime_complete - t.datetime_start).total_seconds()
         records.append({
-            "number": t.number, "state": t.state.name.lower(), "objective": t.value,
+            "number": t.number, "state": t.state.name.lower(),
+            "objective": t.value if t.state == optuna.trial.TrialState.COMPLETE else None,
             "params": decode(search.params, t.params),
             "worlds": t.user_attrs.get("worlds", {}),
             "intermediate": [[step, value] for step, value
