@@ -105,7 +105,7 @@ def search_dir(tmp_path_factory):
     """Two trials through the CLI, an interrupted third left running, then resumed to 3."""
     out = tmp_path_factory.mktemp("tune")
     assert main(["tune", "--config", SMALL, "--worlds", WORLDS, "--trials", "2",
-                 "--steps", str(STEPS), "--out", str(out)]) == 0
+                 "--steps", str(STEPS), "--out", str(out), "--no-prune"]) == 0
     first = json.loads((out / "trials.json").read_text())
     cfg = _cfg(out, trials=3)
     study, _ = open_study(cfg, build_search(cfg))
@@ -176,6 +176,15 @@ def test_a_pruner_stops_the_training_at_the_first_evaluation(tmp_path):
     lines = (tmp_path / "trials" / "0000" / "default" / "metrics.jsonl").read_text()
     assert max(json.loads(line)["env_steps"] for line in lines.splitlines()) < 2000
     assert not (tmp_path / "best.yaml").exists()
+
+
+def test_no_prune_gives_the_study_a_pruner_that_never_prunes(tmp_path):
+    cfg = _cfg(tmp_path, worlds=[], prune=False)
+    study, _ = open_study(cfg, build_search(cfg))
+    assert isinstance(study.pruner, optuna.pruners.NopPruner)
+    cfg = _cfg(tmp_path / "pruned", worlds=[])
+    assert isinstance(open_study(cfg, build_search(cfg))[0].pruner,
+                      optuna.pruners.MedianPruner)
 
 
 def test_a_diverged_world_scores_zero(tmp_path, monkeypatch):

@@ -321,6 +321,8 @@ def _add_tune(sub) -> None:
                    help="optuna: trials one by one here; ray: the same trials on Ray Tune")
     p.add_argument("--address", help="--backend ray: cluster address, auto or HOST:PORT "
                    "(default: a local Ray instance)")
+    p.add_argument("--no-prune", action="store_true", help="train every trial in every world "
+                   "(no median pruning)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,7 +19,7 @@ def tune_command(args: argparse.Namespace) -> int:
         "config": args.config, "space": args.space, "worlds": worlds, "trials": args.trials,
         "out": args.out, "storage": args.storage, "study_name": args.study_name,
         "seed": args.seed, "steps": args.steps, "backend": args.backend,
-        "address": args.address}, "tune")
+        "address": args.address, "prune": not args.no_prune}, "tune")
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # liveq prints one line a trial
     tune(cfg, say=lambda line: print(line, flush=True))
     return 0

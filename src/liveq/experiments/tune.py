@@ -76,6 +76,9 @@ class TuneConfig:
     """optuna: trials one after another here; ray: the same trials on Ray Tune."""
     address: str | None = None
     """Ray cluster address (auto, HOST:PORT); null = a small local Ray instance."""
+    prune: bool = True
+    """Stop trials below the median at an evaluation (Optuna's median pruner; on Ray its
+    median stopping rule); false = every trial trains in every world."""
 
     def validate(self) -> None:
         require(self.trials >= 1, f"trials must be at least 1, got {self.trials}")
@@ -132,9 +135,10 @@ def open_study(cfg: TuneConfig, search: Search,
     another search, and queue again the trials an interruption or crash left unfinished."""
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
     storage = optuna.storages.get_storage(cfg.storage_url())
+    if pruner is None:
+        pruner = optuna.pruners.MedianPruner() if cfg.prune else optuna.pruners.NopPruner()
     study = optuna.create_study(storage=storage, study_name=cfg.study_name,
-                                direction="maximize", load_if_exists=True,
-                                pruner=pruner or optuna.pruners.MedianPruner())
+                                direction="maximize", load_if_exists=True, pruner=pruner)
     identity, saved = _identity(search), study.user_attrs.get("search")
     if saved is None:
         study.set_user_attr("search", identity)
@@ -211,7 +215,7 @@ def tune(cfg: TuneConfig, *, pruner: optuna.pruners.BasePruner | None = None,
     say(f"study {cfg.study_name!r} in {cfg.storage_url()}: "
         f"{cfg.trials - todo} finished trials, {todo} to run on {cfg.backend}")
     if todo and cfg.backend == "ray":
-        backend.run_ray(search, study, storage, todo, address=cfg.address)
+        backend.run_ray(search, study, storage, todo, address=cfg.address, prune=cfg.prune)
     elif todo:
         study.optimize(optuna_objective(search, say), n_trials=todo)
     summary = write_outputs(study, search)

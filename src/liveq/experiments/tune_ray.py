@@ -86,16 +86,17 @@ def _init(address: str | None) -> bool:
 
 
 def run_ray(search: Search, study: optuna.Study, storage: optuna.storages.BaseStorage,
-            n_trials: int, *, address: str | None = None) -> None:
+            n_trials: int, *, address: str | None = None, prune: bool = True) -> None:
     """Run `n_trials` more trials of `study` on Ray Tune; results land in the study."""
     searcher = StudySearch(space=functools.partial(_space, search.params), metric=METRIC,
                            mode="max", sampler=study.sampler, study_name=study.study_name,
                            storage=storage)
-    # min_time_slice: never pause a trial to let a waiting one run, as the rule does when
-    # it lacks samples: a paused function trial would start again from scratch
-    scheduler = MedianStoppingRule(time_attr="training_iteration", metric=METRIC, mode="max",
-                                   grace_period=1, min_samples_required=3,
-                                   min_time_slice=NEVER)
+    scheduler = None
+    if prune:  # min_time_slice: never pause a trial for a waiting one, as the rule does
+        # when it lacks samples: a paused function trial would start again from scratch
+        scheduler = MedianStoppingRule(time_attr="training_iteration", metric=METRIC,
+                                       mode="max", grace_period=1, min_samples_required=3,
+                                       min_time_slice=NEVER)
     started = _init(address)
     try:
         tuner = tune.Tuner(
