@@ -9,6 +9,7 @@ import sys
 import optuna
 import pytest
 
+import liveq.experiments
 from liveq.cli.main import main
 from liveq.core.config import ConfigError, load_yaml
 from liveq.core.errors import NonFiniteError, UsageError
@@ -211,6 +212,7 @@ def test_cli_refuses_bad_arguments_in_one_line(tmp_path, capsys):
 def test_ray_backend_without_ray_says_how_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray now fails
     monkeypatch.delitem(sys.modules, "liveq.experiments.tune_ray", raising=False)
+    monkeypatch.delattr(liveq.experiments, "tune_ray", raising=False)  # if imported before
     with pytest.raises(UsageError, match=r"pip install 'liveq\[ray\]'"):
         tune(_cfg(tmp_path, backend="ray"))
     assert not (tmp_path / "study.db").exists()
