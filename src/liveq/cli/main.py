@@ -303,6 +303,32 @@ def _add_ab(sub) -> None:
     p.add_argument("--json", help="write the full result here")
 
 
+def _add_tune(sub) -> None:
+    p = sub.add_parser("tune", help="hyperparameter search over a family of worlds "
+                       "(Optuna; --backend ray: Ray Tune), resumable")
+    p.add_argument("--config", default="livestream_default", help="run config the search "
+                   "starts from (shipped name or YAML)")
+    p.add_argument("--space", default="space_dqn", help="search space YAML (shipped name or "
+                   "path; default space_dqn)")
+    p.add_argument("--worlds", help="comma-separated worlds of the world family to average "
+                   "over, e.g. default,clicks_only,large (default: the config alone)")
+    p.add_argument("--trials", type=int, default=20, help="finished trials the study should "
+                   "hold; re-running continues an interrupted search to this total")
+    p.add_argument("--out", default="runs/tune", help="folder of the study, the trials' runs "
+                   "and the reports")
+    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///OUT/study.db)")
+    p.add_argument("--study-name", default="liveq-tune", help="study name in the storage")
+    p.add_argument("--seed", type=seed, help="seed of every trial and the sampler "
+                   "(default: the config's)")
+    p.add_argument("--steps", type=int, help="override train.total_env_steps of each trial")
+    p.add_argument("--backend", choices=("optuna", "ray"), default="optuna",
+                   help="optuna: trials one by one here; ray: the same trials on Ray Tune")
+    p.add_argument("--address", help="--backend ray: cluster address, auto or HOST:PORT "
+                   "(default: a local Ray instance)")
+    p.add_argument("--no-prune", action="store_true", help="train every trial in every world "
+                   "(no median pruning)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="liveq", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true",
@@ -310,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_train, _add_eval, _add_compare, _add_bench, _add_data, _add_eval_offline,
                 _add_ope, _add_serve, _add_traffic, _add_learn, _add_models,
-                _add_ab):
+                _add_ab, _add_tune):
         add(sub)
     return parser
 
@@ -333,6 +359,7 @@ _COMMANDS = {
     "bench serve": "liveq.cli.traffic:bench_serve_command",
     "bench sb3": "liveq.cli.bench:bench_sb3_command",
     "ab": "liveq.cli.ab:ab_command",
+    "tune": "liveq.cli.tune:tune_command",
 }
 
 
