@@ -1,5 +1,5 @@
 """The `liveq` command line: train, eval, compare, bench, data, eval-offline, ope, serve,
-traffic, learn, models.
+traffic, learn, models, ab, report.
 
 Usage errors (bad configs, missing or corrupted checkpoints, invalid arguments) print
 one line `liveq: error: ...` and exit with status 2; no traceback.
@@ -299,6 +299,37 @@ def _add_ab(sub) -> None:
     p.add_argument("--json", help="write the full result here")
 
 
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="an HTML report of runs; `report ab --db`: the A/B "
+                       "statistics of the arms the service logged",
+                       usage="liveq report RUN [RUN ...] --out FILE [options]\n"
+                             "       liveq report ab --db URL [options]")
+    p.add_argument("targets", nargs="+", metavar="RUN", help="run folders, folders of runs "
+                   "or compare.json files; or the word `ab` (a folder named ab: ./ab)")
+    runs = p.add_argument_group("liveq report RUN ...")
+    runs.add_argument("--out", help="HTML file to write (figures go to <stem>_files/)")
+    runs.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    runs.add_argument("--ope", help="JSON of `liveq ope ... --json`: estimates beside truth")
+    runs.add_argument("--ab", help="JSON of `liveq ab --json` or `liveq report ab --json`")
+    runs.add_argument("--episodes", type=int, default=512,
+                      help="sessions each run's policy plays for the online metrics (0: none)")
+    p.add_argument("--seed", type=seed, help="evaluation seed (12345); report ab: bootstrap "
+                   "seed (0)")
+    ab = p.add_argument_group("liveq report ab")
+    ab.add_argument("--db", help="the decision log's database URL (as liveq serve --db)")
+    ab.add_argument("--since", help="start of the test: UNIX seconds or ISO time (UTC unless "
+                    "given); default: when the newest split with arms was set")
+    ab.add_argument("--metric", choices=("return", "clicks", "watch_minutes"),
+                    default="return", help="the outcome CUPED and the power check use")
+    ab.add_argument("--control", help="control arm (default: the arm named control, else "
+                    "the split's first)")
+    ab.add_argument("--treatment", help="treatment arm (default: the split's other arm)")
+    ab.add_argument("--mde", type=float, default=0.02,
+                    help="minimum detectable effect, relative to the control mean")
+    ab.add_argument("--join", help="JoinConfig YAML: attribution window and reward weights")
+    ab.add_argument("--json", help="write the full result here")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="liveq", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true",
@@ -306,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_train, _add_eval, _add_compare, _add_bench, _add_data, _add_eval_offline,
                 _add_ope, _add_serve, _add_traffic, _add_learn, _add_models,
-                _add_ab):
+                _add_ab, _add_report):
         add(sub)
     return parser
 
@@ -329,6 +360,7 @@ _COMMANDS = {
     "bench serve": "liveq.cli.traffic:bench_serve_command",
     "bench sb3": "liveq.cli.bench:bench_sb3_command",
     "ab": "liveq.cli.ab:ab_command",
+    "report": "liveq.cli.report:report_command",
 }
 
 
