@@ -36,8 +36,8 @@ def report_command(args: argparse.Namespace) -> int:
                                        ab=args.ab, episodes=args.episodes,
                                        seed=12345 if args.seed is None else args.seed,
                                        force=args.force))
-    print(f"wrote {report['out']} and {len(report['figures'])} figures in "
-          f"{report['figures'][0].parent if report['figures'] else '-'}")
+    where = f" in {report.figures[0].parent}" if report.figures else ""
+    print(f"wrote {report.out} and {len(report.figures)} figures{where}")
     return 0
 
 

@@ -19,7 +19,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -40,6 +40,7 @@ from liveq.experiments.report_sections import (
     runs_section,
     segments_section,
 )
+from liveq.train.loop import torch_threads
 
 
 @dataclass(kw_only=True)
@@ -67,9 +68,14 @@ class ReportConfig:
         require(self.seed >= 0, f"--seed must be >= 0, got {self.seed}")
 
 
-class Report(dict):
-    """What was written and the numbers the page shows: `out`, `figures`, `online`
-    (group -> metric -> entry), `segments`, `compare`."""
+class Report(NamedTuple):
+    """What was written and the numbers the page shows."""
+
+    out: Path
+    figures: list[Path]  # the PNGs in <stem>_files/
+    online: dict[str, dict[str, dict[str, float]]]  # group -> metric -> {mean, ci_*, n}
+    segments: dict[str, dict[str, dict[str, Any]]]  # group -> segment -> summary
+    q_mean: dict[str, float]  # Q-learner group -> mean Q of its chosen actions
 
 
 def _read_json(path: str, flag: str) -> Any:
@@ -103,17 +109,16 @@ def play_groups(inputs: Inputs, episodes: int, seed: int) -> dict[str, Played]:
     return played
 
 
-def online_sections(played: dict[str, Played], episodes: int, seed: int) -> list[Section]:
-    online = {label: summary(p.sessions) for label, p in played.items()}
+def online_sections(played: dict[str, Played], report: Report, episodes: int,
+                    seed: int) -> list[Section]:
+    """Online metrics, distributions and segments of the groups that played."""
     note = (f"Each run's greedy policy (best checkpoint) played {episodes} sessions of its "
             f"world with evaluation seed {seed}; a group pools the sessions of its seeds.")
     q = {label: p.q_chosen for label, p in played.items() if p.q_chosen is not None}
     watch = {label: p.sessions["watch_minutes"] for label, p in played.items()}
     heavy = next(iter(played.values())).heavy_days
-    return [metrics_section("Online metrics", note, online, "metrics.png"),
-            distributions_section(q, watch),
-            segments_section({label: by_segment(p.sessions) for label, p in played.items()},
-                             heavy)]
+    return [metrics_section("Online metrics", note, report.online, "metrics.png"),
+            distributions_section(q, watch), segments_section(report.segments, heavy)]
 
 
 def build_report(cfg: ReportConfig) -> Report:
@@ -128,15 +133,20 @@ def build_report(cfg: ReportConfig) -> Report:
     if inputs.groups:
         sections.append(runs_section(inputs.groups))
         if cfg.episodes > 0:
-            played = play_groups(inputs, cfg.episodes, cfg.seed)
+            with torch_threads(1):  # small networks: one thread beats busy cores
+                played = play_groups(inputs, cfg.episodes, cfg.seed)
+    numbers = Report(out, [], {label: summary(p.sessions) for label, p in played.items()},
+                     {label: by_segment(p.sessions) for label, p in played.items()},
+                     {label: float(np.mean(p.q_chosen)) for label, p in played.items()
+                      if p.q_chosen is not None})
     if played:
-        sections += online_sections(played, cfg.episodes, cfg.seed)
+        sections += online_sections(played, numbers, cfg.episodes, cfg.seed)
     if inputs.compare:
         sections.append(metrics_section("Metrics from compare.json",
                                         "As `liveq compare` measured them.", inputs.compare,
                                         "compare.png"))
     if ope:
-        sections.append(ope_section(ope, f"`liveq ope` output {Path(cfg.ope).name}"))
+        sections.append(ope_section(ope, f"liveq ope output {Path(cfg.ope).name}"))
     if ab:
         sections.append(ab_section(ab, f"{Path(cfg.ab).name}"))
     intro = paragraph(f"Made by liveq report on {time.strftime('%Y-%m-%d %H:%M %Z')} from "
@@ -148,8 +158,4 @@ def build_report(cfg: ReportConfig) -> Report:
         figures = report_html.write(out, "liveq report", intro, sections)
     except OSError as exc:
         raise UsageError(f"--out {out}: cannot write the report ({exc.strerror})") from None
-    return Report(out=out, figures=figures, compare=inputs.compare,
-                  online={label: summary(p.sessions) for label, p in played.items()},
-                  segments={label: by_segment(p.sessions) for label, p in played.items()},
-                  q_mean={label: float(np.mean(p.q_chosen)) for label, p in played.items()
-                          if p.q_chosen is not None})
+    return numbers._replace(figures=figures)
