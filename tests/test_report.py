@@ -72,14 +72,15 @@ def _independent_return(run: Path) -> float:
 def test_report_shows_the_numbers_an_independent_evaluation_gives(report):
     html = report["html"]
     seeds = [_independent_return(report["runs"] / f"dqn-s{s}") for s in (0, 1)]
-    assert f"<td>dqn</td><td>{np.mean(seeds):.3f} [" in html  # both seeds' sessions pooled
-    assert "<td>popular</td><td>5.250 [5.000, 5.500]</td>" in html  # from compare.json
+    # both seeds' sessions pooled
+    assert f'<td class="text">dqn</td><td>{np.mean(seeds):.3f} [' in html
+    assert '<td class="text">popular</td><td>5.250 [5.000, 5.500]</td>' in html  # from compare.json
     ab = json.loads((report["root"] / "ab.json").read_text())["metrics"]["return"]
     assert f"<td>{ab['diff']:+.4g}</td>" in html
     ope = json.loads((report["root"] / "ope.json").read_text())["per_seed"][0]
     assert f"<td>{ope['estimate']:.4f}</td>" in html and f"<td>{ope['truth']:.4f}</td>" in html
-    sessions = [int(n) for n in re.findall(r"<td>dqn</td><td>(?:new|returning|heavy)</td>"
-                                           r"<td>(\d+)</td>", html)]
+    sessions = [int(n) for n in re.findall(r'<td class="text">dqn</td><td class="text">'
+                                           r"(?:new|returning|heavy)</td><td>(\d+)</td>", html)]
     assert sum(sessions) == 2 * EPISODES and len(sessions) >= 2
 
 

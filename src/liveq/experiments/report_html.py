@@ -20,7 +20,7 @@ h1 { font-size: 1.6em; border-bottom: 2px solid #1f77b4; padding-bottom: .2em; }
 h2 { font-size: 1.25em; margin-top: 1.6em; color: #1f4e79; }
 table { border-collapse: collapse; margin: .6em 0; font-size: .88em; }
 th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: right; }
-th { background: #eef3f8; } td:first-child, th:first-child { text-align: left; }
+th { background: #eef3f8; } td.text, th:first-child { text-align: left; }
 figure { margin: .8em 0; } figcaption { font-size: .85em; color: #555; }
 img { max-width: 100%; border: 1px solid #ddd; }
 p.note { font-size: .88em; color: #444; } .warn { color: #b00020; font-weight: 600; }
@@ -57,9 +57,15 @@ def paragraph(text: str, css: str = "note") -> str:
 def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """An HTML table; every cell escaped."""
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>"
-                   for row in rows)
+    body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _cell(value: object) -> str:
+    """A table cell: numbers (and intervals) right-aligned, words left-aligned."""
+    text = str(value)
+    numeric = bool(text) and (text[0].isdigit() or text[0] in "+-.[")
+    return f"<td>{esc(text)}</td>" if numeric else f'<td class="text">{esc(text)}</td>'
 
 
 def interval(entry: dict[str, float] | None, digits: int = 3) -> str:
