@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from liveq.cli.main import main
 from liveq.core.report import write_json
@@ -22,7 +23,7 @@ from liveq.sim.vector import make_vec_env
 from liveq.train.config import load_run_config
 from liveq.train.restore import load_run_agent
 
-EPISODES, SEED = 64, 777
+EPISODES, SEED = 32, 777
 COMPARE = {"popular": {"return": {"mean": 5.25, "ci_low": 5.0, "ci_high": 5.5},
                        "ctr": {"mean": 0.625, "ci_low": 0.6, "ci_high": 0.65}}}
 
@@ -129,3 +130,19 @@ def test_bad_inputs_are_one_line_errors(report, tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith("liveq: error:") and message in err and err.count("\n") == 1, err
     assert not (tmp_path / "r.html").exists()
+
+
+def test_runs_off_the_livestream_world_get_their_learning_curve_only(tmp_path):
+    config = tmp_path / "chain.yaml"
+    config.write_text(yaml.safe_dump({
+        "env": {"id": "liveq/Chain-v0", "n_envs": 2, "kwargs": {"n_states": 4}},
+        "agent": {"name": "tabular_q", "tabular_q": {"alpha": 0.5, "epsilon_end": 0.3}},
+        "train": {"total_env_steps": 1000, "eval_every": 500, "eval_episodes": 4,
+                  "checkpoint_every": 1000, "log_every": 500, "progress": False}}))
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "chain")]) == 0
+    out = tmp_path / "chain.html"
+    assert main(["report", str(tmp_path / "chain"), "--out", str(out)]) == 0
+    html = out.read_text()
+    assert "Runs and learning curves" in html and "No run plays the LiveStream" in html
+    assert "Online metrics" not in html
+    assert [p.name for p in (tmp_path / "chain_files").iterdir()] == ["learning_curves.png"]
