@@ -234,7 +234,8 @@ def compare_arms(outcome: dict[str, np.ndarray], x: dict[str, np.ndarray], has: 
     if a.sum() < 2 or b.sum() < 2:
         raise LogError(f"arms {control!r} and {treatment!r} have {int(a.sum())} and "
                        f"{int(b.sum())} viewers in the window; each needs at least 2")
-    result: dict[str, Any] = {"source": "db", "config": vars(cfg).copy(),
+    shown = {**vars(cfg), "db": make_url(normalise_url(cfg.db)).render_as_string()}
+    result: dict[str, Any] = {"source": "db", "config": shown,  # no password in the JSON
                               "arms": {"control": control, "treatment": treatment},
                               "window": info, "metrics": {}}
     for m in METRICS:

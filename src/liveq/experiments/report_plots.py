@@ -30,6 +30,11 @@ def png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
+def floats(values: Sequence[Any]) -> np.ndarray:
+    """`values` as float64, None (a JSON null: NaN or missing) as NaN."""
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+
 def learning_curves(curves: dict[str, Any]) -> bytes:
     """Evaluation return against env steps: each group's mean over seeds, min-max shaded."""
     fig = Figure(figsize=(7, 3.8))
@@ -54,10 +59,10 @@ def metric_bars(results: dict[str, dict[str, dict[str, float]]],
     names = list(results)
     for m, metric in enumerate(metrics):
         ax = fig.add_subplot(1, len(metrics), m + 1)
-        entries = [results[n].get(metric) for n in names]
-        mean = np.array([e["mean"] if e else np.nan for e in entries])
-        low = np.array([e["ci_low"] if e else np.nan for e in entries])
-        high = np.array([e["ci_high"] if e else np.nan for e in entries])
+        entries = [results[n].get(metric) or {} for n in names]
+        mean = floats([e.get("mean") for e in entries])
+        low = floats([e.get("ci_low", e.get("mean")) for e in entries])
+        high = floats([e.get("ci_high", e.get("mean")) for e in entries])
         x = np.arange(len(names))
         ax.bar(x, mean, color=[COLOURS[i % len(COLOURS)] for i in x], alpha=0.85)
         ax.errorbar(x, mean, yerr=[mean - low, high - mean], fmt="none", ecolor="black",
@@ -112,9 +117,9 @@ def estimates_beside_truth(rows: list[dict[str, Any]]) -> bytes:
     fig = Figure(figsize=(6.5, 0.32 * len(rows) + 1.2))
     ax = fig.add_subplot()
     y = np.arange(len(rows))[::-1]
-    est = np.array([r["estimate"] for r in rows], dtype=np.float64)
-    low = np.array([r.get("ci_low", r["estimate"]) for r in rows], dtype=np.float64)
-    high = np.array([r.get("ci_high", r["estimate"]) for r in rows], dtype=np.float64)
+    est = floats([r["estimate"] for r in rows])
+    low = np.where(np.isnan(low := floats([r.get("ci_low") for r in rows])), est, low)
+    high = np.where(np.isnan(high := floats([r.get("ci_high") for r in rows])), est, high)
     ax.errorbar(est, y, xerr=[est - low, high - est], fmt="o", color=COLOURS[0], capsize=3,
                 label="estimate, 95% CI")
     ax.scatter([r["truth"] for r in rows], y, marker="|", s=200, color="red", label="truth",
@@ -131,9 +136,8 @@ def lifts(metrics: dict[str, dict[str, float]]) -> bytes:
     fig = Figure(figsize=(6, 0.4 * len(names) + 1.2))
     ax = fig.add_subplot()
     y = np.arange(len(names))[::-1]
-    rel = np.array([metrics[n]["rel"] for n in names], dtype=np.float64) * 100
-    low = np.array([metrics[n]["rel_low"] for n in names], dtype=np.float64) * 100
-    high = np.array([metrics[n]["rel_high"] for n in names], dtype=np.float64) * 100
+    rel, low, high = (floats([metrics[n][key] for n in names]) * 100
+                      for key in ("rel", "rel_low", "rel_high"))
     ax.errorbar(rel, y, xerr=[rel - low, high - rel], fmt="o", color=COLOURS[0], capsize=3)
     ax.axvline(0.0, color="black", linewidth=0.8)
     ax.set_yticks(y, names)

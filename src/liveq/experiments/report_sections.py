@@ -171,7 +171,9 @@ def ab_section(result: dict[str, Any], source: str) -> Section:
              f"{_num(e['ci_high'], '+.4g')}]", _num(e["rel"], "+.2%"), _num(e["p"], ".3g"),
              _num(e.get("bootstrap", {}).get("p"), ".3g")]
             for name, e in result["metrics"].items()]
-    body = paragraph(f"A/B test from {source}.") + table(
+    arms = result.get("arms")
+    which = f": arm {arms['treatment']} against {arms['control']}" if arms else ""
+    body = paragraph(f"A/B test from {source}{which}.") + table(
         ["metric", "control", "treatment", "lift", "95% CI", "relative", "p (Welch)",
          "p (bootstrap)"], rows) + _ab_notes(result)
     return Section("A/B test", body, [Figure("ab.png", plots.lifts(result["metrics"]),
