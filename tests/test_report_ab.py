@@ -140,3 +140,14 @@ def test_bad_inputs_are_one_line_errors(logged, tmp_path, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert err.startswith("liveq: error:") and message in err and err.count("\n") == 1
+
+
+def test_the_html_report_takes_report_ab_json(logged, tiny_dqn_runs, tmp_path):
+    result = tmp_path / "ab.json"
+    assert main(["report", "ab", "--db", logged["db"], "--json", str(result)]) == 0
+    out = tmp_path / "r.html"
+    assert main(["report", str(tiny_dqn_runs), "--out", str(out), "--episodes", "0",
+                 "--ab", str(result)]) == 0
+    html, lift = out.read_text(), json.loads(result.read_text())["metrics"]["watch_minutes"]
+    assert "arm treatment against control" in html and f"<td>{lift['diff']:+.4g}</td>" in html
+    assert (tmp_path / "r_files" / "ab.png").is_file()
