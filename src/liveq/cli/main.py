@@ -1,5 +1,5 @@
 """The `liveq` command line: train, eval, compare, bench, data, eval-offline, ope, serve,
-traffic, learn, models, ab, report.
+traffic, learn, models.
 
 Usage errors (bad configs, missing or corrupted checkpoints, invalid arguments) print
 one line `liveq: error: ...` and exit with status 2; no traceback.
