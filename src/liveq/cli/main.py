@@ -327,6 +327,35 @@ def _add_tune(sub) -> None:
                    "(default: a local Ray instance)")
     p.add_argument("--no-prune", action="store_true", help="train every trial in every world "
                    "(no median pruning)")
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="an HTML report of runs; `report ab --db`: the A/B "
+                       "statistics of the arms the service logged",
+                       usage="liveq report RUN [RUN ...] --out FILE [options]\n"
+                             "       liveq report ab --db URL [options]")
+    p.add_argument("targets", nargs="+", metavar="RUN", help="run folders, folders of runs "
+                   "or compare.json files; or the word `ab` (a folder named ab: ./ab)")
+    runs = p.add_argument_group("liveq report RUN ...")
+    runs.add_argument("--out", help="HTML file to write (figures go to <stem>_files/)")
+    runs.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    runs.add_argument("--ope", help="JSON of `liveq ope ... --json`: estimates beside truth")
+    runs.add_argument("--ab", help="JSON of `liveq ab --json` or `liveq report ab --json`")
+    runs.add_argument("--episodes", type=int, default=512,
+                      help="sessions each run's policy plays for the online metrics (0: none)")
+    p.add_argument("--seed", type=seed, help="evaluation seed (12345); report ab: bootstrap "
+                   "seed (0)")
+    ab = p.add_argument_group("liveq report ab")
+    ab.add_argument("--db", help="the decision log's database URL (as liveq serve --db)")
+    ab.add_argument("--since", help="start of the test: UNIX seconds or ISO time (UTC unless "
+                    "given); default: when the newest split with arms was set")
+    ab.add_argument("--metric", choices=("return", "clicks", "watch_minutes"),
+                    default="return", help="the outcome CUPED and the power check use")
+    ab.add_argument("--control", help="control arm (default: the arm named control, else "
+                    "the split's first)")
+    ab.add_argument("--treatment", help="treatment arm (default: the split's other arm)")
+    ab.add_argument("--mde", type=float, default=0.02,
+                    help="minimum detectable effect, relative to the control mean")
+    ab.add_argument("--join", help="JoinConfig YAML: attribution window and reward weights")
+    ab.add_argument("--json", help="write the full result here")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -336,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_train, _add_eval, _add_compare, _add_bench, _add_data, _add_eval_offline,
                 _add_ope, _add_serve, _add_traffic, _add_learn, _add_models,
-                _add_ab, _add_tune):
+                _add_ab, _add_tune, _add_report):
         add(sub)
     return parser
 
@@ -360,6 +389,7 @@ _COMMANDS = {
     "bench sb3": "liveq.cli.bench:bench_sb3_command",
     "ab": "liveq.cli.ab:ab_command",
     "tune": "liveq.cli.tune:tune_command",
+    "report": "liveq.cli.report:report_command",
 }
 
 
