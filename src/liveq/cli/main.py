@@ -327,6 +327,8 @@ def _add_tune(sub) -> None:
                    "(default: a local Ray instance)")
     p.add_argument("--no-prune", action="store_true", help="train every trial in every world "
                    "(no median pruning)")
+
+
 def _add_report(sub) -> None:
     p = sub.add_parser("report", help="an HTML report of runs; `report ab --db`: the A/B "
                        "statistics of the arms the service logged",
