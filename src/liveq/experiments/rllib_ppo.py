@@ -90,6 +90,9 @@ def algorithm_config(run: RunConfig, settings: RLlibRunSettings) -> RLlibPPOConf
     """RLlib's PPO config: the run's world through the vector entry point, liveq's loss
     settings under RLlib's names, and `MaskedPPOModule`."""
     ppo = ppo_settings(run)
+    # liveq's 0 means "off" for the ratio clip and the gradient clip; liveq clips neither
+    # the value loss nor adds a KL penalty. Not mapped: anneal_lr (RLlib's lr stays
+    # constant here) and normalize_advantages (RLlib always normalises per batch).
     return (
         RLlibPPOConfig()
         .framework("torch")
