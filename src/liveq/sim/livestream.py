@@ -253,7 +253,10 @@ class LiveStreamVectorEnv(gym.vector.VectorEnv):
         return self.core.step(np.asarray(actions))
 
     def close_extras(self, **kwargs: Any) -> None:
-        self.core.close()
+        # Gymnasium < 1.3 also closes from __del__, even when __init__ refused the config
+        # before the core existed.
+        if hasattr(self, "core"):
+            self.core.close()
 
     def get_state(self) -> dict[str, Any]:
         """Everything needed to continue bit for bit (see `set_state`)."""
