@@ -6,15 +6,18 @@ from liveq.experiments import dqn_ablation
 from liveq.experiments.world_family import world_config
 
 
-def test_every_variant_sets_all_three_switches_over_the_config():
+def test_every_variant_sets_every_switch_over_the_config():
     base = world_config("default")
-    base["agent"]["dqn"].update(n_step=5, dueling=True, reward_head=True)
+    base["agent"]["dqn"].update(n_step=5, dueling=True, reward_head=True,
+                                policy_average=0.9, lr=0.002)
     plain = dqn_ablation.variant_config(base, dqn_ablation.VARIANTS["dqn"], 2, 1024)
     s = plain.agent.settings
     assert (s.n_step, s.dueling, s.prioritized) == (1, False, False)
-    assert s.reward_head and plain.seed == 2 and plain.train.eval_every == 0
+    assert not s.reward_head and s.policy_average == 0
+    assert plain.seed == 2 and plain.train.eval_every == 0
     both = dqn_ablation.variant_config(base, dqn_ablation.VARIANTS["all three"], 2, 1024)
     assert (both.agent.settings.n_step, both.agent.settings.prioritized) == (3, True)
+    assert both.agent.settings.lr == 0.002 and not both.agent.settings.reward_head
     assert plain.env.kwargs["invalid_action"] == "empty"
 
 

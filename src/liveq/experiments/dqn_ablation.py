@@ -7,8 +7,9 @@ seeds of the return per session with a 95% Student-t interval over seeds, so it 
 how much the result moves from one training run to the next, and the paired difference
 to plain DQN (same seed, same sessions: most of the world-to-world noise cancels).
 
-Each variant sets all three switches, so "dqn" is the config's DQN with none of them
-whatever the config's own values; every other setting is the config's. `--worlds` runs
+Each variant sets all three switches and turns `reward_head` and `policy_average` off,
+so "dqn" is plain DQN whatever the config's own switches; every other setting (gamma,
+learning rate, schedule, network) is the config's. `--worlds` runs
 the ablation on worlds of `liveq.experiments.world_family` (the demo config with other
 simulator settings) instead of one `--config`.
 
@@ -39,15 +40,16 @@ from liveq.train.config import load_run_config
 from liveq.train.loop import train
 from liveq.train.restore import load_run_agent
 
-_NONE = {"dueling": False, "n_step": 1, "prioritized": False}
+_NONE = {"dueling": False, "n_step": 1, "prioritized": False, "reward_head": False,
+         "policy_average": 0.0}
 VARIANTS: dict[str, dict[str, Any]] = {
     "dqn": _NONE,
     "+dueling": {**_NONE, "dueling": True},
     "+n_step 3": {**_NONE, "n_step": 3},
     "+prioritized": {**_NONE, "prioritized": True},
-    "all three": {"dueling": True, "n_step": 3, "prioritized": True},
+    "all three": {**_NONE, "dueling": True, "n_step": 3, "prioritized": True},
 }
-"""Variant name -> the three switches it sets (all three, always)."""
+"""Variant name -> the switches it sets (the same keys in every variant)."""
 BASELINE = "dqn"
 EVAL_SEED = 12345
 EVAL_ENVS = 64
