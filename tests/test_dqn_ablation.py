@@ -34,7 +34,7 @@ def test_tiny_ablation_and_its_table_over_worlds(tmp_path, capsys):
     base["env"]["kwargs"].update(n_streamers=40, n_candidates=8)
     base["agent"]["dqn"].update(learning_starts=32, gradient_steps=1, batch_size=8,
                                 hidden_sizes=[8])
-    r = dqn_ablation.run_ablation(base, [0, 1], 64, 16, tmp_path, "a ")
+    r = dqn_ablation.run_ablation(base, [0, 1], 64, 16, tmp_path, "a ", dqn={"gamma": 0.5})
     assert set(r) == set(dqn_ablation.VARIANTS)
     assert "minus_dqn" in r["all three"] and "minus_dqn" not in r["dqn"]
     lines = dqn_ablation.worlds_table({"a": r, "b": r}).splitlines()
@@ -43,3 +43,6 @@ def test_tiny_ablation_and_its_table_over_worlds(tmp_path, capsys):
     assert lines[2].startswith("| a | dqn |") and lines[-1].startswith("| b | all three |")
     assert (tmp_path / "n_step_3" / "seed1" / "checkpoints" / "latest.pt").exists()
     assert "a all three seed 1: return/session" in capsys.readouterr().out
+    saved = (tmp_path / "dueling" / "seed0" / "config.yaml").read_text()
+    assert "gamma: 0.5" in saved and "dueling: true" in saved
+    assert base["agent"]["dqn"]["gamma"] != 0.5  # the caller's dict is left alone

@@ -11,14 +11,15 @@ Each variant sets all three switches and turns `reward_head` and `policy_average
 so "dqn" is plain DQN whatever the config's own switches; every other setting (gamma,
 learning rate, schedule, network) is the config's. `--worlds` runs
 the ablation on worlds of `liveq.experiments.world_family` (the demo config with other
-simulator settings) instead of one `--config`.
+simulator settings) instead of one `--config`; `--dqn key=value ...` overrides the config's
+DQN settings for every variant (the switches above still win).
 
 The worlds run with `invalid_action: empty`: on the small world a session can find no
 live candidate at all (every slot masked), and then any action is "invalid"; showing
 nothing is the only sensible reading, and it is the same for every variant.
 
     python -m liveq.experiments.dqn_ablation --config livestream_small --seeds 0,1,2,3,4
-    python -m liveq.experiments.dqn_ablation --worlds default,clicks_only,large --steps 60000
+    python -m liveq.experiments.dqn_ablation --worlds default,clicks_only --dqn gamma=0.9
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import torch
 from liveq.core.config import load_yaml
 from liveq.core.stats import mean_ci
 from liveq.eval.online import evaluate
+from liveq.experiments.robustness import parse_overrides
 from liveq.experiments.world_family import world_config
 from liveq.sim.vector import make_vec_env
 from liveq.train.config import load_run_config
@@ -87,10 +89,13 @@ def _summary(returns: list[float], baseline: list[float] | None) -> dict[str, An
 
 
 def run_ablation(base: dict[str, Any] | str, seeds: list[int], steps: int, episodes: int,
-                 out: Path, label: str = "") -> dict[str, dict[str, Any]]:
+                 out: Path, label: str = "", dqn: dict[str, Any] | None = None
+                 ) -> dict[str, dict[str, Any]]:
     """{variant: {"returns": per seed, "mean", "ci_low", "ci_high"[, "minus_dqn"]}} on the
-    run-config dict `base` (or a config name); finished runs are reused from `out`."""
-    base = load_yaml(base) if isinstance(base, str) else base
+    run-config dict `base` (or a config name) with `dqn` overrides on its DQN settings;
+    finished runs are reused from `out`."""
+    base = json.loads(json.dumps(load_yaml(base) if isinstance(base, str) else base))
+    base.setdefault("agent", {}).setdefault("dqn", {}).update(dqn or {})
     results: dict[str, dict[str, Any]] = {}
     for name, switches in VARIANTS.items():
         returns = []
@@ -139,17 +144,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=30_000)
     p.add_argument("--episodes", type=int, default=1_000)
     p.add_argument("--out", default="runs/dqn_ablation")
+    p.add_argument("--dqn", nargs="*", default=[], help="DQN setting overrides key=value")
     p.add_argument("--json")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
+    dqn = parse_overrides(args.dqn)
     if args.worlds is None:
         results: dict[str, Any] = run_ablation(args.config, seeds, args.steps, args.episodes,
-                                               Path(args.out))
+                                               Path(args.out), dqn=dqn)
         print(table(results))
     else:
         results = {w: run_ablation(world_config(w), seeds, args.steps, args.episodes,
-                                   Path(args.out) / w, label=f"{w} ")
+                                   Path(args.out) / w, label=f"{w} ", dqn=dqn)
                    for w in args.worlds.split(",")}
         print(worlds_table(results))
     if args.json:
