@@ -33,7 +33,8 @@ def test_unknown_world_and_bad_override_are_refused():
 def test_myopic_twin_shares_the_overrides_with_gamma_pinned():
     dqn = robustness.learner_config("watch_only", "dqn", 3, 1024, {"policy_average": 0.9})
     twin = robustness.learner_config("watch_only", "myopic", 3, 1024, {"policy_average": 0.9})
-    assert dqn.agent.settings.gamma == 0.9 and twin.agent.settings.gamma == 0.0
+    shipped = world_config("watch_only")["agent"]["dqn"]["gamma"]
+    assert dqn.agent.settings.gamma == shipped > 0 and twin.agent.settings.gamma == 0.0
     assert twin.agent.settings.policy_average == 0.9 and twin.seed == 3
     assert dqn.train.total_env_steps == 1024 and dqn.train.eval_every == 204
 
