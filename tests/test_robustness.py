@@ -33,7 +33,8 @@ def test_unknown_world_and_bad_override_are_refused():
 def test_myopic_twin_shares_the_overrides_with_gamma_pinned():
     dqn = robustness.learner_config("watch_only", "dqn", 3, 1024, {"policy_average": 0.9})
     twin = robustness.learner_config("watch_only", "myopic", 3, 1024, {"policy_average": 0.9})
-    assert dqn.agent.settings.gamma == 0.9 and twin.agent.settings.gamma == 0.0
+    shipped = world_config("watch_only")["agent"]["dqn"]["gamma"]
+    assert dqn.agent.settings.gamma == shipped > 0 and twin.agent.settings.gamma == 0.0
     assert twin.agent.settings.policy_average == 0.9 and twin.seed == 3
     assert dqn.train.total_env_steps == 1024 and dqn.train.eval_every == 204
 
@@ -49,7 +50,25 @@ def test_runner_table_on_a_tiny_budget(tmp_path):
     for name in ("dqn", "myopic", "oracle", "popular"):
         assert r[name]["ci_low"] <= r[name]["mean"] <= r[name]["ci_high"]
     assert r["oracle"]["mean"] > 0
+    diff = [d - m for d, m in zip(r["dqn"]["returns"], r["myopic"]["returns"], strict=True)]
+    assert r["dqn_minus_myopic"]["mean"] == pytest.approx(sum(diff) / 2)
     table = robustness.table(results)
-    assert table.splitlines()[0].startswith("| world | dqn | myopic | oracle | popular")
+    assert table.splitlines()[0].startswith(
+        "| world | dqn | myopic | oracle | popular | dqn - myopic, paired | verdict |")
     assert table.splitlines()[2].startswith("| clicks_only |")
     assert (tmp_path / "clicks_only" / "dqn" / "seed1" / "checkpoints" / "latest.pt").exists()
+
+
+def test_verdict_reads_the_paired_interval_and_the_oracle_interval():
+    oracle = {"mean": 10.0, "ci_low": 9.5, "ci_high": 10.5}
+    r = {"dqn": {"mean": 12.0, "ci_low": 11.0, "ci_high": 13.0}, "oracle": oracle,
+         "dqn_minus_myopic": {"mean": 4.0, "ci_low": 3.0, "ci_high": 5.0}}
+    assert robustness.verdict(r) == "above myopic, above oracle"
+    r["dqn"] = {"mean": 10.2, "ci_low": 9.0, "ci_high": 11.0}
+    r["dqn_minus_myopic"] = {"mean": -0.5, "ci_low": -1.0, "ci_high": 0.2}
+    assert robustness.verdict(r) == "level with myopic, level with oracle"
+    r["dqn"] = {"mean": 8.0, "ci_low": 7.0, "ci_high": 9.0, "returns": [7.5, 8.5]}
+    r["dqn_minus_myopic"] = {"mean": -2.0, "ci_low": -3.0, "ci_high": -1.0}
+    assert robustness.verdict(r) == "below myopic, below oracle"
+    row = robustness.table({"w": r}).splitlines()[2]
+    assert "-2.00 [-3.00, -1.00] | below myopic, below oracle |" in row

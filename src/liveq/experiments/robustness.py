@@ -97,7 +97,28 @@ def run_world(world: str, seeds: list[int], *, steps: int | None, episodes: int,
         results[learner] = {"returns": returns, "mean": mean, "ci_low": low, "ci_high": high}
     for name in BASELINES:
         results[name] = baseline_entry(world, name, episodes)
+    if all(a in results for a in LEARNERS):
+        diff = [d - m for d, m in zip(results["dqn"]["returns"], results["myopic"]["returns"],
+                                      strict=True)]
+        results["dqn_minus_myopic"] = dict(zip(("mean", "ci_low", "ci_high"), mean_ci(diff),
+                                               strict=True))
     return results
+
+
+def verdict(r: dict[str, Any]) -> str:
+    """DQN against its twin (paired over seeds: `above` when the interval of the difference
+    is above 0, `below` when under it, else `level`) and against the one-step oracle (its
+    interval over seeds against the oracle's over sessions)."""
+    words = []
+    if "dqn_minus_myopic" in r:
+        d = r["dqn_minus_myopic"]
+        words.append("above myopic" if d["ci_low"] > 0 else
+                     "below myopic" if d["ci_high"] < 0 else "level with myopic")
+    if "dqn" in r and "oracle" in r:
+        d, o = r["dqn"], r["oracle"]
+        words.append("above oracle" if d["ci_low"] > o["ci_high"] else
+                     "below oracle" if d["ci_high"] < o["ci_low"] else "level with oracle")
+    return ", ".join(words)
 
 
 def _cell(r: dict[str, Any]) -> str:
@@ -106,12 +127,14 @@ def _cell(r: dict[str, Any]) -> str:
 
 def table(results: dict[str, dict[str, Any]]) -> str:
     """Markdown table: one row per world, learners with per-seed values."""
-    head = ["world", *LEARNERS, *BASELINES, "dqn per seed", "myopic per seed"]
+    head = ["world", *LEARNERS, *BASELINES, "dqn - myopic, paired", "verdict", "dqn per seed",
+            "myopic per seed"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for world, r in results.items():
         empty = {"returns": [], "mean": float("nan"), "ci_low": float("nan"),
                  "ci_high": float("nan")}
         cells = [world, *(_cell(r.get(a, empty)) for a in (*LEARNERS, *BASELINES))]
+        cells += [_cell(r["dqn_minus_myopic"]) if "dqn_minus_myopic" in r else "", verdict(r)]
         cells += [", ".join(f"{x:.2f}" for x in r.get(a, empty)["returns"]) for a in LEARNERS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
