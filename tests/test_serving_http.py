@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from liveq.serving.db import normalise_url
+from liveq.serving.schemas import FeedbackResponse, RecommendResponse
 from liveq.serving.tables import decisions, events
 from serving_support import (  # noqa: F401  (postgres_url is a fixture)
     API_KEY,
@@ -65,6 +66,8 @@ def test_recommend_returns_k_live_streamers_with_exact_probabilities(client):
     assert out["items"][0]["probability"] == pytest.approx(0.9 + 0.1 / 8)
     assert 0 < out["slate_probability"] <= out["items"][0]["probability"]
     assert out["arm"] == "live" and out["exploration"] == {"kind": "epsilon", "epsilon": 0.1}
+    # the route returns its answer unvalidated: exactly the response model's fields
+    assert RecommendResponse.model_validate(out).model_dump() == out
 
 
 def test_decision_log_row_holds_every_candidate_probability(client, server):
@@ -90,6 +93,7 @@ def test_feedback_is_idempotent_and_updates_the_viewer(client):
     first = client.post("/v1/feedback", json=body)
     again = client.post("/v1/feedback", json=body)
     assert first.status_code == again.status_code == 200 and first.json() == again.json()
+    assert FeedbackResponse.model_validate(first.json()).model_dump() == first.json()
     assert feedback(client, out["decision_id"], "follow").status_code == 200
     # followed and live: retrieval puts the streamer in the next table, with the pair facts
     nxt = recommend(client, "viewer-b")

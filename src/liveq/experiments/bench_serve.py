@@ -1,6 +1,6 @@
 """`liveq bench serve`: the recommendation service's latency and throughput, measured on
 the real server (uvicorn in a subprocess, SQLite in a temporary folder, the demo world's
-model) with 1,000 live candidates and a concurrent load generator (httpx, asyncio).
+model) with 1,000 live candidates and a concurrent load generator (`http_load`, on uvloop).
 
 Three figures, each beside the issue's target:
 
@@ -28,9 +28,11 @@ from typing import Any
 
 import httpx
 import numpy as np
+import uvloop
 
 from liveq.core.errors import UsageError
 from liveq.experiments.bench_server import ServerProcess, free_port, train_demo_run
+from liveq.experiments.http_load import Answer, HttpError, LeanClient
 from liveq.train.config import load_run_config
 
 TARGETS = {"p99_ms_at_200": 20.0, "recommends_per_s": 500.0, "events_per_s": 2000.0}
@@ -101,24 +103,20 @@ class Load:
         self.errors = 0
         self.keys = 0
 
-    def client(self) -> httpx.AsyncClient:
-        n = max(self.sizes.in_flight, 64)
-        return httpx.AsyncClient(base_url=self.url, timeout=30.0,
-                                 limits=httpx.Limits(max_connections=n,
-                                                     max_keepalive_connections=n))
+    def client(self) -> LeanClient:
+        return LeanClient(self.url, max(self.sizes.in_flight, 64), timeout=30.0)
 
-    async def post(self, http: httpx.AsyncClient, path: str, body: dict
-                   ) -> httpx.Response | None:
-        """The answer, or None (counted as an error) when the connection failed: under
-        a long overload the server may close an idle keep-alive connection as it is
-        reused."""
+    async def post(self, http: LeanClient, path: str, body: dict) -> Answer | None:
+        """The answer, or None (counted as an error) when the connection failed or no
+        answer came within 30 s: under a long overload the server may close an idle
+        keep-alive connection as it is reused."""
         try:
-            return await http.post(path, json=body)
-        except httpx.TransportError:
+            return await http.post(path, body)
+        except HttpError:
             self.errors += 1
             return None
 
-    async def recommend(self, http: httpx.AsyncClient) -> bool:
+    async def recommend(self, http: LeanClient) -> bool:
         body = {"viewer_id": f"u{self.rng.randrange(self.sizes.viewers)}", "k": 1}
         response = await self.post(http, "/v1/recommend", body)
         if response is None:
@@ -129,7 +127,7 @@ class Load:
         self.decisions.append(response.json()["decision_id"])
         return True
 
-    async def feedback(self, http: httpx.AsyncClient) -> bool:
+    async def feedback(self, http: LeanClient) -> bool:
         self.keys += 1
         decision = self.decisions[self.keys % len(self.decisions)]
         body = {"decision_id": decision, "type": "impression",
@@ -142,7 +140,7 @@ class Load:
             return False
         return True
 
-    async def feedback_batch(self, http: httpx.AsyncClient) -> bool:
+    async def feedback_batch(self, http: LeanClient) -> bool:
         """`batch` impressions in one request (a client that buffers its events)."""
         events = []
         for _ in range(self.sizes.batch):
@@ -162,7 +160,7 @@ class Load:
         """Open loop: request i due at start + i / rate; latency from when it was due."""
         latencies: list[float] = []
 
-        async def one(http: httpx.AsyncClient, due: float) -> None:
+        async def one(http: LeanClient, due: float) -> None:
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
             if await self.recommend(http):
                 latencies.append(time.perf_counter() - due)
@@ -181,7 +179,7 @@ class Load:
         latencies: list[float] = []
         deadline = time.perf_counter() + seconds
 
-        async def worker(http: httpx.AsyncClient) -> None:
+        async def worker(http: LeanClient) -> None:
             while time.perf_counter() < deadline:
                 sent = time.perf_counter()
                 if await send(http):
@@ -211,7 +209,7 @@ def measure(url: str, sizes: Sizes) -> dict[str, Any]:
         return {"fixed_rate": fixed, "low_rate": low, "max_rate": peak, "feedback": events,
                 "feedback_batch": batched}
 
-    figures = asyncio.run(phases())
+    figures = uvloop.run(phases())
     figures["errors"] = load.errors
     return figures
 

@@ -89,6 +89,13 @@ def _handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code)
 
 
+def _json(answer: dict[str, Any]) -> Response:
+    """The answer as it is: the hot routes build exactly their response model's fields
+    (tests/test_serving_http.py checks them against it), so FastAPI's validation and
+    encoding of the returned value, a fifth of a feedback request's CPU, is skipped."""
+    return JSONResponse(answer)
+
+
 def _public_routes(app: FastAPI, service: Service) -> None:
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -114,14 +121,14 @@ def _public_routes(app: FastAPI, service: Service) -> None:
         return {"streamer_id": streamer_id, "status": "offline"}
 
     @app.post("/v1/recommend", response_model=s.RecommendResponse, responses=ERRORS)
-    def recommend(body: s.RecommendRequest) -> dict[str, Any]:
-        return service.recommend(body)
+    async def recommend(body: s.RecommendRequest) -> Response:
+        return _json(await service.recommend(body))
 
     @app.post("/v1/feedback", response_model=s.FeedbackResponse, responses=ERRORS)
-    async def feedback(body: s.Feedback) -> dict[str, Any]:
+    async def feedback(body: s.Feedback) -> Response:
         """Answered only after the event is committed; a repeated key returns the first
         answer."""
-        return await service.feedback(body)
+        return _json(await service.feedback(body))
 
     @app.post("/v1/feedback/batch", response_model=s.FeedbackBatchResponse,
               responses=ERRORS)
