@@ -22,6 +22,7 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,8 +97,9 @@ def percentiles(latencies_s: list[float]) -> dict[str, float]:
 class Load:
     """The load generator: recommend and feedback bodies, sent with asyncio."""
 
-    def __init__(self, url: str, sizes: Sizes):
-        self.url, self.sizes = url, sizes
+    def __init__(self, url: str, sizes: Sizes,
+                 server_cpu: Callable[[], float | None] = lambda: None):
+        self.url, self.sizes, self.server_cpu = url, sizes, server_cpu
         self.rng = random.Random(7)
         self.decisions: list[str] = []
         self.errors = 0
@@ -174,10 +176,19 @@ class Load:
                 "achieved_per_s": len(latencies) / took, **percentiles(latencies),
                 "client_cpu_share": (time.process_time() - cpu) / took}
 
+    async def commit_counts(self, http: LeanClient) -> tuple[float, float]:
+        """The service's group commits so far and the writes they held (`/metrics`)."""
+        counts = {"liveq_group_commits_total": 0.0, "liveq_group_commit_writes_total": 0.0}
+        for line in (await http.get("/metrics")).content.decode().splitlines():
+            name, _, value = line.partition(" ")
+            if name in counts:
+                counts[name] += float(value)
+        return counts["liveq_group_commits_total"], counts["liveq_group_commit_writes_total"]
+
     async def closed_loop(self, send, seconds: float) -> dict[str, Any]:
-        """`in_flight` workers send back to back for `seconds`; completions per second."""
+        """`in_flight` workers send back to back for `seconds`; completions per second,
+        and how many writes each group commit held meanwhile."""
         latencies: list[float] = []
-        deadline = time.perf_counter() + seconds
 
         async def worker(http: LeanClient) -> None:
             while time.perf_counter() < deadline:
@@ -186,17 +197,27 @@ class Load:
                     latencies.append(time.perf_counter() - sent)
 
         async with self.client() as http:
+            commits, writes = await self.commit_counts(http)
+            server_cpu = self.server_cpu()
             start, cpu = time.perf_counter(), time.process_time()
+            deadline = start + seconds
             await asyncio.gather(*(worker(http) for _ in range(self.sizes.in_flight)))
             took = time.perf_counter() - start
+            client_cpu = time.process_time() - cpu
+            server_after = self.server_cpu()
+            commits_after, writes_after = await self.commit_counts(http)
         return {"in_flight": self.sizes.in_flight, "ok": len(latencies),
                 "per_s": len(latencies) / took, **percentiles(latencies),
-                "client_cpu_share": (time.process_time() - cpu) / took}
+                "client_cpu_share": client_cpu / took,
+                "writes_per_commit": (writes_after - writes) / max(commits_after - commits, 1),
+                "server_cpu_ms": None if server_cpu is None else
+                1000.0 * (server_after - server_cpu) / max(len(latencies), 1)}
 
 
-def measure(url: str, sizes: Sizes) -> dict[str, Any]:
+def measure(url: str, sizes: Sizes,
+            server_cpu: Callable[[], float | None] = lambda: None) -> dict[str, Any]:
     """The three phases against a running, loaded service."""
-    load = Load(url, sizes)
+    load = Load(url, sizes, server_cpu)
 
     async def phases() -> dict[str, Any]:
         await load.closed_loop(load.recommend, 1.0)  # warm up: connections, caches
@@ -206,6 +227,8 @@ def measure(url: str, sizes: Sizes) -> dict[str, Any]:
         events = await load.closed_loop(load.feedback, sizes.feedback_seconds)
         batched = await load.closed_loop(load.feedback_batch, sizes.feedback_seconds)
         batched.update(batch=sizes.batch, events_per_s=batched["per_s"] * sizes.batch)
+        if batched["server_cpu_ms"] is not None:
+            batched["server_cpu_ms"] /= sizes.batch  # per event
         return {"fixed_rate": fixed, "low_rate": low, "max_rate": peak, "feedback": events,
                 "feedback_batch": batched}
 
@@ -226,7 +249,8 @@ def report_lines(f: dict[str, Any]) -> list[str]:
     low = f"recommend p50 / p99 at {f['low_rate']['rate']:g} req/s (ms)"
     return [
         f"liveq bench serve: {f['live']} live candidates, model {f['model']}, "
-        f"{f['machine']['cores']} cores, SQLite (WAL, synchronous=FULL)",
+        f"{f['machine']['cores']} cores, {f['workers']} worker(s), SQLite (WAL, "
+        "synchronous=FULL)",
         f"{'figure':44s} {'measured':>12s}   target",
         f"{'recommend p50 ' + at:44s} {fixed['p50_ms']:12.2f}",
         f"{'recommend p99 ' + at:44s} {p99:12.2f}   < 20 "
@@ -242,11 +266,32 @@ def report_lines(f: dict[str, Any]) -> list[str]:
         f"{peak['p99_ms']:.1f} ms, feedback p99 {events['p99_ms']:.1f} ms; "
         f"{f['errors']} non-2xx answers; the load generator itself used "
         f"{peak['client_cpu_share']:.0%} / {events['client_cpu_share']:.0%} of a core)",
+        f"(group commit: {peak['writes_per_commit']:.1f} decisions, "
+        f"{events['writes_per_commit']:.1f} single events and "
+        f"{f['feedback_batch']['writes_per_commit'] * batch:.0f} batched events per "
+        "commit, i.e. per fsync)",
+        *_cpu_lines(f),
     ]
 
 
+def _cpu_lines(f: dict[str, Any]) -> list[str]:
+    """Server CPU per request, and the rates the machine's cores allow at that cost: the
+    figures a busy machine moves least (it slows every request, but bills each its own
+    CPU)."""
+    phases = (f["max_rate"], f["feedback"], f["feedback_batch"])
+    cpu = [p.get("server_cpu_ms") for p in phases]
+    if None in cpu or min(cpu) <= 0:
+        return []
+    cores = f["machine"]["cores"]
+    ceiling = [cores * 1000.0 / ms for ms in cpu]
+    return [f"(server CPU per recommend / single event / batched event: {cpu[0]:.2f} / "
+            f"{cpu[1]:.2f} / {cpu[2]:.3f} ms; {cores} cores at that cost serve at most "
+            f"{ceiling[0]:,.0f} recommends/s, {ceiling[1]:,.0f} single or "
+            f"{ceiling[2]:,.0f} batched events/s)"]
+
+
 def run_bench_serve(quick: bool = False, model: str | None = None,
-                    workers: int = 1) -> dict[str, Any]:
+                    workers: int = 2) -> dict[str, Any]:
     """Start the service on a temporary SQLite log, load it, and report the figures."""
     sizes = QUICK if quick else FULL
     with tempfile.TemporaryDirectory(prefix="liveq-bench-serve-") as tmp:
@@ -263,7 +308,7 @@ def run_bench_serve(quick: bool = False, model: str | None = None,
             if answer.status_code != 200:
                 raise UsageError(f"PUT /v1/streamers/live answered {answer.status_code}: "
                                  f"{answer.text[:300]}")
-            figures = measure(server.url, sizes)
+            figures = measure(server.url, sizes, server.cpu_seconds)
     figures.update({"quick": quick, "live": sizes.live, "model": str(model or "demo"),
                     "workers": workers, "targets": TARGETS,
                     "machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]}})

@@ -86,6 +86,9 @@ class LeanClient:
     async def post(self, path: str, body: Any) -> Answer:
         return await self.send(self.request_bytes("POST", path, body))
 
+    async def get(self, path: str) -> Answer:
+        return await self.send(f"GET {path} HTTP/1.1\r\n{self._header}\r\n".encode())
+
     async def send(self, request: bytes) -> Answer:
         """The answer to `request`; `HttpError` when it took over `timeout` seconds
         (waiting for a connection included) or its connection failed."""

@@ -52,8 +52,9 @@ class _Merged:
 class GroupCommit:
     """`run(work)`: `work(conn)` committed, with others, before its result is returned."""
 
-    def __init__(self, engine: Engine, max_batch: int = MAX_BATCH):
-        self.engine, self.max_batch = engine, max_batch
+    def __init__(self, engine: Engine, max_batch: int = MAX_BATCH,
+                 on_commit: Callable[[int], None] | None = None):
+        self.engine, self.max_batch, self.on_commit = engine, max_batch, on_commit
         self._lock = WriteLock(engine)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self.batches = self.writes = 0
@@ -103,6 +104,8 @@ class GroupCommit:
                     self._commit([item])
             return
         self.batches, self.writes = self.batches + 1, self.writes + len(batch)
+        if self.on_commit is not None:
+            self.on_commit(len(batch))
         for (_, done), (ok, value) in zip(batch, outcomes, strict=True):
             if ok:
                 done.set_result(value)

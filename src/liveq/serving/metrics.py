@@ -38,6 +38,10 @@ class Metrics:
                                  ["arm"], **kw)
         self.events = Counter("liveq_events_total", "feedback events committed",
                               ["type"], **kw)
+        self.commits = Counter("liveq_group_commits_total", "transactions the group-commit "
+                               "writer committed (one fsync each on SQLite)", **kw)
+        self.commit_writes = Counter("liveq_group_commit_writes_total", "decisions and "
+                                     "feedback writes those transactions held", **kw)
         self.reward = Counter("liveq_arm_reward_total", "feedback per arm: watch minutes, "
                               "gift value, or a count of clicks, comments, follows",
                               ["arm", "type"], **kw)
@@ -45,6 +49,11 @@ class Metrics:
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()
         self.latency.labels(route).observe(seconds)
+
+    def committed(self, writes: int) -> None:
+        """One group commit of `writes` writes (called by the writer thread)."""
+        self.commits.inc()
+        self.commit_writes.inc(writes)
 
     def decision(self, arm: str) -> None:
         self.decisions.labels(arm).inc()

@@ -51,7 +51,7 @@ class Service:
         self._models: dict[str, ServedModel] = {}
         self._catalogue = CatalogueCache()
         self._routing = Routing()
-        self._writes = GroupCommit(engine)
+        self._writes = GroupCommit(engine, on_commit=metrics.committed)
         self._threads = ThreadPoolExecutor(DECIDE_THREADS, thread_name_prefix="liveq-decide")
         self._myopic = load_model(config.myopic) if config.myopic else None
         self._warm()
