@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, Float, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 
 from liveq.core.errors import RequestError
 from liveq.serving.observe import Catalogue
@@ -122,19 +121,23 @@ def save_viewer(conn: Connection, viewer_id: str, state: dict, at: float) -> Non
 def lock_viewer(conn: Connection, viewer_id: str, at: float, fresh: dict) -> dict:
     """The viewer's state, locked for this transaction; created as `fresh` when new.
 
-    Two workers creating the same viewer at once: the second insert fails and the row
-    the first wrote is read instead (inside a savepoint, so the transaction goes on).
+    Two workers creating the same viewer at once: the second insert does nothing and the
+    row the first wrote is read instead (`ON CONFLICT DO NOTHING`, so no savepoint).
     """
     state = viewer_state(conn, viewer_id, for_update=True)
     if state is not None:
         return state
-    try:
-        with conn.begin_nested():
-            conn.execute(_NEW_VIEWER, {"viewer_id": viewer_id, "state": fresh,
-                                       "updated_at": at})
+    done = conn.execute(_new_viewer_if_absent(conn.dialect.name),
+                        {"viewer_id": viewer_id, "state": fresh, "updated_at": at})
+    if done.rowcount == 1:
         return fresh
-    except IntegrityError:
-        return viewer_state(conn, viewer_id, for_update=True)
+    return viewer_state(conn, viewer_id, for_update=True)
+
+
+@functools.cache
+def _new_viewer_if_absent(dialect: str):
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(viewers).on_conflict_do_nothing(index_elements=["viewer_id"])
 
 
 _NEW_DECISION = decisions.insert()
