@@ -53,7 +53,9 @@ class Server:
         self.log = state_dir.parent / f"server-{self.port}.log"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 60.0) -> Server:
+    def start(self, timeout: float = 180.0) -> Server:
+        """Wait for /healthz: two workers importing torch took 72 s to come up at load
+        average 20 on the shared 2-core machine."""
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(self.args, env=env(), stdout=log, stderr=log,

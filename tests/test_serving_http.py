@@ -145,6 +145,17 @@ def test_bad_input_is_a_4xx_naming_the_problem(client, method, path, body, statu
     assert words in r.json()["detail"]
 
 
+def test_hot_routes_answer_every_content_type_as_fastapi_does(client):
+    """JSON with parameters takes the fast path (`fast_routes`); a body not declared JSON
+    falls through to the FastAPI route, which refuses it with a 422."""
+    body = b'{"viewer_id": "viewer-ct", "k": 2}'
+    r = client.post("/v1/recommend", content=body,
+                    headers={"content-type": "application/json; charset=utf-8"})
+    assert r.status_code == 200 and len(r.json()["items"]) == 2
+    r = client.post("/v1/recommend", content=body, headers={"content-type": "text/plain"})
+    assert r.status_code == 422 and r.json()["detail"].startswith("body")
+
+
 def test_wrong_api_key_is_403(client):
     r = client.get("/v1/admin/models", headers={"X-API-Key": "wrong-key-123"})
     assert r.status_code == 403 and "wrong API key" in r.json()["detail"]

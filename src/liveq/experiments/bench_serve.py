@@ -12,6 +12,11 @@ Three figures, each beside the issue's target:
 * durable feedback events/s (closed loop; each answer comes after its commit with
   `synchronous=FULL`; target >= 2,000/s), one event per request (`POST /v1/feedback`)
   and `batch` events per request (`POST /v1/feedback/batch`).
+
+Beside them, from each closed-loop phase: how many writes each group commit held (the
+service's `/metrics`), so what group commit and batching do to the feedback figure is
+measured, not assumed; and the server's CPU time per request (its processes' /proc
+times), which a busy shared machine moves much less than it moves the rates.
 """
 
 from __future__ import annotations
@@ -177,9 +182,14 @@ class Load:
                 "client_cpu_share": (time.process_time() - cpu) / took}
 
     async def commit_counts(self, http: LeanClient) -> tuple[float, float]:
-        """The service's group commits so far and the writes they held (`/metrics`)."""
+        """The service's group commits so far and the writes they held (`/metrics`;
+        NaN when the service did not answer, which the report prints as nan)."""
         counts = {"liveq_group_commits_total": 0.0, "liveq_group_commit_writes_total": 0.0}
-        for line in (await http.get("/metrics")).content.decode().splitlines():
+        try:
+            text = (await http.get("/metrics")).content.decode()
+        except HttpError:
+            return float("nan"), float("nan")
+        for line in text.splitlines():
             name, _, value = line.partition(" ")
             if name in counts:
                 counts[name] += float(value)
