@@ -62,8 +62,10 @@ def test_recommend_returns_k_live_streamers_with_exact_probabilities(client):
     out = recommend(client, "viewer-a", k=3)
     assert len(out["items"]) == 3 and len(out["decision_id"]) == 32
     assert len({i["streamer_id"] for i in out["items"]}) == 3
-    # epsilon 0.1 over the 8-candidate table: the greedy item's rank marginal
-    assert out["items"][0]["probability"] == pytest.approx(0.9 + 0.1 / 8)
+    # epsilon 0.1 over the 8-candidate table: the greedy item's rank marginal, or (one
+    # decision in ten explores) that of another candidate drawn at rank 0
+    assert out["items"][0]["probability"] in (pytest.approx(0.9 + 0.1 / 8),
+                                              pytest.approx(0.1 / 8))
     assert 0 < out["slate_probability"] <= out["items"][0]["probability"]
     assert out["arm"] == "live" and out["exploration"] == {"kind": "epsilon", "epsilon": 0.1}
     # the route returns its answer unvalidated: exactly the response model's fields
