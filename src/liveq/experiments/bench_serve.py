@@ -195,6 +195,20 @@ class Load:
                 counts[name] += float(value)
         return counts["liveq_group_commits_total"], counts["liveq_group_commit_writes_total"]
 
+    async def settle(self, http: LeanClient, quiet_s: float = 0.5,
+                     limit_s: float = 120.0) -> None:
+        """Wait until the service has committed nothing for `quiet_s` (at most `limit_s`):
+        requests a saturated phase left queued (their clients gave up after 30 s) are
+        still decided and logged, and would bill the next phase for that work."""
+        deadline = time.perf_counter() + limit_s
+        before = await self.commit_counts(http)
+        while time.perf_counter() < deadline:
+            await asyncio.sleep(quiet_s)
+            now = await self.commit_counts(http)
+            if now == before or now[0] != now[0]:  # settled, or no /metrics (NaN)
+                return
+            before = now
+
     async def closed_loop(self, send, seconds: float) -> dict[str, Any]:
         """`in_flight` workers send back to back for `seconds`; completions per second,
         and how many writes each group commit held meanwhile."""
@@ -207,6 +221,7 @@ class Load:
                     latencies.append(time.perf_counter() - sent)
 
         async with self.client() as http:
+            await self.settle(http)
             commits, writes = await self.commit_counts(http)
             server_cpu = self.server_cpu()
             start, cpu = time.perf_counter(), time.process_time()
