@@ -181,33 +181,32 @@ class Load:
                 "achieved_per_s": len(latencies) / took, **percentiles(latencies),
                 "client_cpu_share": (time.process_time() - cpu) / took}
 
-    async def commit_counts(self, http: LeanClient) -> tuple[float, float]:
-        """The service's group commits so far and the writes they held (`/metrics`;
-        NaN when the service did not answer, which the report prints as nan)."""
-        counts = {"liveq_group_commits_total": 0.0, "liveq_group_commit_writes_total": 0.0}
+    async def commit_counts(self, http: LeanClient) -> tuple[float, float, float]:
+        """The service's group commits so far, the writes they held and the requests in
+        flight (`/metrics`; NaN when the service did not answer, which the report prints
+        as nan)."""
+        counts = {"liveq_group_commits_total": 0.0, "liveq_group_commit_writes_total": 0.0,
+                  "liveq_requests_in_flight": 0.0}
         try:
             text = (await http.get("/metrics")).content.decode()
         except HttpError:
-            return float("nan"), float("nan")
+            return float("nan"), float("nan"), float("nan")
         for line in text.splitlines():
             name, _, value = line.partition(" ")
             if name in counts:
                 counts[name] += float(value)
-        return counts["liveq_group_commits_total"], counts["liveq_group_commit_writes_total"]
+        return tuple(counts.values())
 
-    async def settle(self, http: LeanClient, quiet_s: float = 0.5,
-                     limit_s: float = 120.0) -> None:
-        """Wait until the service has committed nothing for `quiet_s` (at most `limit_s`):
-        requests a saturated phase left queued (their clients gave up after 30 s) are
-        still decided and logged, and would bill the next phase for that work."""
+    async def settle(self, http: LeanClient, limit_s: float = 180.0) -> None:
+        """Wait (at most `limit_s`) until the service answers no request but this one's
+        `/metrics`: requests a saturated phase left queued (their clients gave up after
+        30 s) are still decided and logged, and would bill the next phase for that work."""
         deadline = time.perf_counter() + limit_s
-        before = await self.commit_counts(http)
         while time.perf_counter() < deadline:
-            await asyncio.sleep(quiet_s)
-            now = await self.commit_counts(http)
-            if now == before or now[0] != now[0]:  # settled, or no /metrics (NaN)
+            in_flight = (await self.commit_counts(http))[2]
+            if not in_flight > 1:  # only this read (or no /metrics: NaN)
                 return
-            before = now
+            await asyncio.sleep(0.5)
 
     async def closed_loop(self, send, seconds: float) -> dict[str, Any]:
         """`in_flight` workers send back to back for `seconds`; completions per second,
@@ -222,7 +221,7 @@ class Load:
 
         async with self.client() as http:
             await self.settle(http)
-            commits, writes = await self.commit_counts(http)
+            commits, writes, _ = await self.commit_counts(http)
             server_cpu = self.server_cpu()
             start, cpu = time.perf_counter(), time.process_time()
             deadline = start + seconds
@@ -230,7 +229,7 @@ class Load:
             took = time.perf_counter() - start
             client_cpu = time.process_time() - cpu
             server_after = self.server_cpu()
-            commits_after, writes_after = await self.commit_counts(http)
+            commits_after, writes_after, _ = await self.commit_counts(http)
         return {"in_flight": self.sizes.in_flight, "ok": len(latencies),
                 "per_s": len(latencies) / took, **percentiles(latencies),
                 "client_cpu_share": client_cpu / took,
