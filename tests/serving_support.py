@@ -53,9 +53,10 @@ class Server:
         self.log = state_dir.parent / f"server-{self.port}.log"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 120.0) -> Server:
-        """Start and wait for /healthz; a server that never answers is killed, not left
-        running after the test."""
+    def start(self, timeout: float = 180.0) -> Server:
+        """Start and wait for /healthz (two workers importing torch took 72 s to come up
+        at load average 20 on the shared 2-core machine); a server that never answers is
+        killed, not left running after the test."""
         try:
             return self._start(timeout)
         except BaseException:

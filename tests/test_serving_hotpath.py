@@ -107,3 +107,70 @@ def test_group_commit_drops_a_cancelled_write_and_keeps_running(engine):
                          ).result(10) is None
     with reading(engine) as conn:
         assert store.live_catalogue(conn, at).ids == ["s2"]
+
+
+def _hold(writes: GroupCommit):
+    """A write that holds the writer thread (already running) until the gate opens."""
+    running, gate = threading.Event(), threading.Event()
+
+    def hold(conn) -> bool:
+        running.set()
+        return gate.wait(10)
+
+    blocker = writes.submit(hold)
+    assert running.wait(10)
+    return blocker, gate
+
+
+def test_merged_writes_are_one_call_per_batch_with_one_answer_each(engine):
+    writes = GroupCommit(engine)
+    at = 4_000_000.0
+    calls: list[list[int]] = []
+
+    def merge(conn, items: list[int]) -> list:
+        calls.append(items)
+        out = []
+        for i in items:
+            if i % 5 == 0:
+                out.append(RequestError(422, f"item {i} refused"))
+            else:
+                store.upsert_streamer(conn, _streamer(i, at))
+                out.append(i * 10)
+        return out
+
+    blocker, gate = _hold(writes)  # the rest queue up behind it, then go in one batch
+    futures = [writes.submit_merged(merge, i) for i in range(1, 13)]
+    plain = writes.submit(lambda conn: store.upsert_streamer(conn, _streamer(99, at)))
+    gate.set()
+    assert blocker.result(10) is True and plain.result(10) is None
+    for i, future in enumerate(futures, start=1):
+        if i % 5 == 0:
+            with pytest.raises(RequestError, match=f"item {i} refused"):
+                future.result(10)
+        else:
+            assert future.result(10) == i * 10
+    assert calls == [list(range(1, 13))]  # one call for the whole batch, in order
+    with reading(engine) as conn:
+        assert set(store.live_catalogue(conn, at).ids) == {
+            f"s{i}" for i in [*range(1, 13), 99] if i % 5}
+
+
+def test_a_merge_that_raises_fails_only_its_items(engine):
+    writes = GroupCommit(engine)
+    at = 5_000_000.0
+
+    def broken(conn, items):
+        store.upsert_streamer(conn, _streamer(7, at))  # rolled back with its savepoint
+        raise RuntimeError("merge failed")
+
+    blocker, gate = _hold(writes)
+    failed = [writes.submit_merged(broken, i) for i in range(3)]
+    kept = writes.submit(lambda conn: store.upsert_streamer(conn, _streamer(8, at)))
+    gate.set()
+    blocker.result(10)
+    for future in failed:
+        with pytest.raises(RuntimeError, match="merge failed"):
+            future.result(10)
+    assert kept.result(10) is None
+    with reading(engine) as conn:
+        assert store.live_catalogue(conn, at).ids == ["s8"]

@@ -77,8 +77,8 @@ def _add_bench(sub) -> None:
     p.add_argument("--json", help="write figures as JSON")
     p.add_argument("--model", help="bench serve: run folder to serve (default: train a small "
                    "demo run first)")
-    p.add_argument("--workers", type=int, default=1, help="bench serve: server worker "
-                   "processes")
+    p.add_argument("--workers", type=int, default=2, help="bench serve: server worker "
+                   "processes (default 2, one per core of the 2-core target)")
     p.add_argument("--steps", type=int, help="bench sb3: env-step budget of each learner "
                    "(default 60,000; 2,560 with --quick)")
 

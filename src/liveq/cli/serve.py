@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import os
 import shutil
@@ -44,5 +45,18 @@ def serve_command(args: argparse.Namespace) -> int:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
     uvicorn.run("liveq.serving.app:app_from_environment", factory=True, host=config.host,
                 port=config.port, workers=config.workers, log_level="warning",
-                access_log=False)
+                access_log=False, **_patient_supervisor())
     return 0
+
+
+WORKER_HEALTHCHECK_S = 60
+
+
+def _patient_supervisor() -> dict[str, int]:
+    """uvicorn's supervisor kills a worker whose health thread has not answered a ping
+    in 5 s. On a saturated shared machine a busy worker's thread waited longer than that
+    (`liveq bench serve` saw a worker killed, and its requests in flight dropped, while
+    the load average was 21), so it is given a minute where uvicorn lets it be set."""
+    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.run).parameters:
+        return {"timeout_worker_healthcheck": WORKER_HEALTHCHECK_S}
+    return {}

@@ -1,6 +1,6 @@
 """`liveq bench serve`: the recommendation service's latency and throughput, measured on
 the real server (uvicorn in a subprocess, SQLite in a temporary folder, the demo world's
-model) with 1,000 live candidates and a concurrent load generator (httpx, asyncio).
+model) with 1,000 live candidates and a concurrent load generator (`http_load`, on uvloop).
 
 Three figures, each beside the issue's target:
 
@@ -12,6 +12,11 @@ Three figures, each beside the issue's target:
 * durable feedback events/s (closed loop; each answer comes after its commit with
   `synchronous=FULL`; target >= 2,000/s), one event per request (`POST /v1/feedback`)
   and `batch` events per request (`POST /v1/feedback/batch`).
+
+Beside them, from each closed-loop phase: how many writes each group commit held (the
+service's `/metrics`), so what group commit and batching do to the feedback figure is
+measured, not assumed; and the server's CPU time per request (its processes' /proc
+times), which a busy shared machine moves much less than it moves the rates.
 """
 
 from __future__ import annotations
@@ -22,15 +27,18 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
+import uvloop
 
 from liveq.core.errors import UsageError
 from liveq.experiments.bench_server import ServerProcess, free_port, train_demo_run
+from liveq.experiments.http_load import Answer, HttpError, LeanClient
 from liveq.train.config import load_run_config
 
 TARGETS = {"p99_ms_at_200": 20.0, "recommends_per_s": 500.0, "events_per_s": 2000.0}
@@ -94,31 +102,28 @@ def percentiles(latencies_s: list[float]) -> dict[str, float]:
 class Load:
     """The load generator: recommend and feedback bodies, sent with asyncio."""
 
-    def __init__(self, url: str, sizes: Sizes):
-        self.url, self.sizes = url, sizes
+    def __init__(self, url: str, sizes: Sizes,
+                 server_cpu: Callable[[], float | None] = lambda: None):
+        self.url, self.sizes, self.server_cpu = url, sizes, server_cpu
         self.rng = random.Random(7)
         self.decisions: list[str] = []
         self.errors = 0
         self.keys = 0
 
-    def client(self) -> httpx.AsyncClient:
-        n = max(self.sizes.in_flight, 64)
-        return httpx.AsyncClient(base_url=self.url, timeout=30.0,
-                                 limits=httpx.Limits(max_connections=n,
-                                                     max_keepalive_connections=n))
+    def client(self) -> LeanClient:
+        return LeanClient(self.url, max(self.sizes.in_flight, 64), timeout=30.0)
 
-    async def post(self, http: httpx.AsyncClient, path: str, body: dict
-                   ) -> httpx.Response | None:
-        """The answer, or None (counted as an error) when the connection failed: under
-        a long overload the server may close an idle keep-alive connection as it is
-        reused."""
+    async def post(self, http: LeanClient, path: str, body: dict) -> Answer | None:
+        """The answer, or None (counted as an error) when the connection failed or no
+        answer came within 30 s: under a long overload the server may close an idle
+        keep-alive connection as it is reused."""
         try:
-            return await http.post(path, json=body)
-        except httpx.TransportError:
+            return await http.post(path, body)
+        except HttpError:
             self.errors += 1
             return None
 
-    async def recommend(self, http: httpx.AsyncClient) -> bool:
+    async def recommend(self, http: LeanClient) -> bool:
         body = {"viewer_id": f"u{self.rng.randrange(self.sizes.viewers)}", "k": 1}
         response = await self.post(http, "/v1/recommend", body)
         if response is None:
@@ -129,7 +134,7 @@ class Load:
         self.decisions.append(response.json()["decision_id"])
         return True
 
-    async def feedback(self, http: httpx.AsyncClient) -> bool:
+    async def feedback(self, http: LeanClient) -> bool:
         self.keys += 1
         decision = self.decisions[self.keys % len(self.decisions)]
         body = {"decision_id": decision, "type": "impression",
@@ -142,7 +147,7 @@ class Load:
             return False
         return True
 
-    async def feedback_batch(self, http: httpx.AsyncClient) -> bool:
+    async def feedback_batch(self, http: LeanClient) -> bool:
         """`batch` impressions in one request (a client that buffers its events)."""
         events = []
         for _ in range(self.sizes.batch):
@@ -162,7 +167,7 @@ class Load:
         """Open loop: request i due at start + i / rate; latency from when it was due."""
         latencies: list[float] = []
 
-        async def one(http: httpx.AsyncClient, due: float) -> None:
+        async def one(http: LeanClient, due: float) -> None:
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
             if await self.recommend(http):
                 latencies.append(time.perf_counter() - due)
@@ -176,29 +181,67 @@ class Load:
                 "achieved_per_s": len(latencies) / took, **percentiles(latencies),
                 "client_cpu_share": (time.process_time() - cpu) / took}
 
-    async def closed_loop(self, send, seconds: float) -> dict[str, Any]:
-        """`in_flight` workers send back to back for `seconds`; completions per second."""
-        latencies: list[float] = []
-        deadline = time.perf_counter() + seconds
+    async def commit_counts(self, http: LeanClient) -> tuple[float, float, float]:
+        """The service's group commits so far, the writes they held and the requests in
+        flight (`/metrics`; NaN when the service did not answer, which the report prints
+        as nan)."""
+        counts = {"liveq_group_commits_total": 0.0, "liveq_group_commit_writes_total": 0.0,
+                  "liveq_requests_in_flight": 0.0}
+        try:
+            text = (await http.get("/metrics")).content.decode()
+        except HttpError:
+            return float("nan"), float("nan"), float("nan")
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            if name in counts:
+                counts[name] += float(value)
+        return tuple(counts.values())
 
-        async def worker(http: httpx.AsyncClient) -> None:
+    async def settle(self, http: LeanClient, limit_s: float = 180.0) -> None:
+        """Wait (at most `limit_s`) until the service answers no request but this one's
+        `/metrics`: requests a saturated phase left queued (their clients gave up after
+        30 s) are still decided and logged, and would bill the next phase for that work."""
+        deadline = time.perf_counter() + limit_s
+        while time.perf_counter() < deadline:
+            in_flight = (await self.commit_counts(http))[2]
+            if not in_flight > 1:  # only this read (or no /metrics: NaN)
+                return
+            await asyncio.sleep(0.5)
+
+    async def closed_loop(self, send, seconds: float) -> dict[str, Any]:
+        """`in_flight` workers send back to back for `seconds`; completions per second,
+        and how many writes each group commit held meanwhile."""
+        latencies: list[float] = []
+
+        async def worker(http: LeanClient) -> None:
             while time.perf_counter() < deadline:
                 sent = time.perf_counter()
                 if await send(http):
                     latencies.append(time.perf_counter() - sent)
 
         async with self.client() as http:
+            await self.settle(http)
+            commits, writes, _ = await self.commit_counts(http)
+            server_cpu = self.server_cpu()
             start, cpu = time.perf_counter(), time.process_time()
+            deadline = start + seconds
             await asyncio.gather(*(worker(http) for _ in range(self.sizes.in_flight)))
             took = time.perf_counter() - start
+            client_cpu = time.process_time() - cpu
+            server_after = self.server_cpu()
+            commits_after, writes_after, _ = await self.commit_counts(http)
         return {"in_flight": self.sizes.in_flight, "ok": len(latencies),
                 "per_s": len(latencies) / took, **percentiles(latencies),
-                "client_cpu_share": (time.process_time() - cpu) / took}
+                "client_cpu_share": client_cpu / took,
+                "writes_per_commit": (writes_after - writes) / max(commits_after - commits, 1),
+                "server_cpu_ms": None if server_cpu is None else
+                1000.0 * (server_after - server_cpu) / max(len(latencies), 1)}
 
 
-def measure(url: str, sizes: Sizes) -> dict[str, Any]:
+def measure(url: str, sizes: Sizes,
+            server_cpu: Callable[[], float | None] = lambda: None) -> dict[str, Any]:
     """The three phases against a running, loaded service."""
-    load = Load(url, sizes)
+    load = Load(url, sizes, server_cpu)
 
     async def phases() -> dict[str, Any]:
         await load.closed_loop(load.recommend, 1.0)  # warm up: connections, caches
@@ -208,10 +251,12 @@ def measure(url: str, sizes: Sizes) -> dict[str, Any]:
         events = await load.closed_loop(load.feedback, sizes.feedback_seconds)
         batched = await load.closed_loop(load.feedback_batch, sizes.feedback_seconds)
         batched.update(batch=sizes.batch, events_per_s=batched["per_s"] * sizes.batch)
+        if batched["server_cpu_ms"] is not None:
+            batched["server_cpu_ms"] /= sizes.batch  # per event
         return {"fixed_rate": fixed, "low_rate": low, "max_rate": peak, "feedback": events,
                 "feedback_batch": batched}
 
-    figures = asyncio.run(phases())
+    figures = uvloop.run(phases())
     figures["errors"] = load.errors
     return figures
 
@@ -228,7 +273,8 @@ def report_lines(f: dict[str, Any]) -> list[str]:
     low = f"recommend p50 / p99 at {f['low_rate']['rate']:g} req/s (ms)"
     return [
         f"liveq bench serve: {f['live']} live candidates, model {f['model']}, "
-        f"{f['machine']['cores']} cores, SQLite (WAL, synchronous=FULL)",
+        f"{f['machine']['cores']} cores, {f['workers']} worker(s), SQLite (WAL, "
+        "synchronous=FULL)",
         f"{'figure':44s} {'measured':>12s}   target",
         f"{'recommend p50 ' + at:44s} {fixed['p50_ms']:12.2f}",
         f"{'recommend p99 ' + at:44s} {p99:12.2f}   < 20 "
@@ -244,11 +290,32 @@ def report_lines(f: dict[str, Any]) -> list[str]:
         f"{peak['p99_ms']:.1f} ms, feedback p99 {events['p99_ms']:.1f} ms; "
         f"{f['errors']} non-2xx answers; the load generator itself used "
         f"{peak['client_cpu_share']:.0%} / {events['client_cpu_share']:.0%} of a core)",
+        f"(group commit: {peak['writes_per_commit']:.1f} decisions, "
+        f"{events['writes_per_commit']:.1f} single events and "
+        f"{f['feedback_batch']['writes_per_commit'] * batch:.0f} batched events per "
+        "commit, i.e. per fsync)",
+        *_cpu_lines(f),
     ]
 
 
+def _cpu_lines(f: dict[str, Any]) -> list[str]:
+    """Server CPU per request, and the rates the machine's cores allow at that cost: the
+    figures a busy machine moves least (it slows every request, but bills each its own
+    CPU)."""
+    phases = (f["max_rate"], f["feedback"], f["feedback_batch"])
+    cpu = [p.get("server_cpu_ms") for p in phases]
+    if None in cpu or min(cpu) <= 0:
+        return []
+    cores = f["machine"]["cores"]
+    ceiling = [cores * 1000.0 / ms for ms in cpu]
+    return [f"(server CPU per recommend / single event / batched event: {cpu[0]:.2f} / "
+            f"{cpu[1]:.2f} / {cpu[2]:.3f} ms; {cores} cores at that cost serve at most "
+            f"{ceiling[0]:,.0f} recommends/s, {ceiling[1]:,.0f} single or "
+            f"{ceiling[2]:,.0f} batched events/s)"]
+
+
 def run_bench_serve(quick: bool = False, model: str | None = None,
-                    workers: int = 1) -> dict[str, Any]:
+                    workers: int = 2) -> dict[str, Any]:
     """Start the service on a temporary SQLite log, load it, and report the figures."""
     sizes = QUICK if quick else FULL
     with tempfile.TemporaryDirectory(prefix="liveq-bench-serve-") as tmp:
@@ -265,7 +332,7 @@ def run_bench_serve(quick: bool = False, model: str | None = None,
             if answer.status_code != 200:
                 raise UsageError(f"PUT /v1/streamers/live answered {answer.status_code}: "
                                  f"{answer.text[:300]}")
-            figures = measure(server.url, sizes)
+            figures = measure(server.url, sizes, server.cpu_seconds)
     figures.update({"quick": quick, "live": sizes.live, "model": str(model or "demo"),
                     "workers": workers, "targets": TARGETS,
                     "machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]}})

@@ -80,6 +80,28 @@ class ServerProcess:
         self.__exit__()
         raise UsageError(f"liveq serve did not start: {self.log.read_text()[-500:]}")
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system) the server and its worker processes used so far,
+        from Linux's /proc (None elsewhere): per request, a figure the other jobs on a
+        busy machine move much less than they move rates."""
+        if self.proc is None or not Path("/proc/self/stat").is_file():
+            return None
+        tick, parents, used = os.sysconf("SC_CLK_TCK"), {}, {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:  # the process ended while we looked
+                    continue
+                parents[int(entry.name)] = int(fields[1])
+                used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+        tree, todo = set(), [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            tree.add(pid)
+            todo += [child for child, parent in parents.items() if parent == pid]
+        return sum(used.get(pid, 0.0) for pid in tree)
+
     def __exit__(self, *_exc: object) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return

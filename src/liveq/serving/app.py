@@ -22,6 +22,7 @@ from liveq.core.errors import LiveqError, RequestError
 from liveq.serving import schemas as s
 from liveq.serving.dashboard import dashboard_router
 from liveq.serving.db import open_log
+from liveq.serving.fast_routes import FastRoutes, problem_detail
 from liveq.serving.limits import BodyLimit
 from liveq.serving.metrics import Metrics, RequestTiming
 from liveq.serving.service import Service
@@ -35,11 +36,6 @@ ADMIN_ERRORS = {**ERRORS, 401: {"description": "no API key"},
                 403: {"description": "wrong API key"}}
 
 
-def _problem(loc: tuple, msg: str) -> str:
-    where = ".".join(str(p) for p in loc if p != "body") or "body"
-    return f"{where}: {msg}"
-
-
 def create_app(config: ServeConfig) -> FastAPI:
     """The service app on `config`'s database (migrated at startup)."""
     # Small networks scored one request per thread: torch's intra-op threads only
@@ -50,8 +46,6 @@ def create_app(config: ServeConfig) -> FastAPI:
     app = FastAPI(title="liveq recommendation service", version="1",
                   description="Recommends live streams with a trained liveq policy and logs "
                               "every decision for learning and evaluation.")
-    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
-    app.add_middleware(RequestTiming, metrics=metrics)
     _handlers(app)
 
     def admin(x_api_key: Annotated[str | None, Header()] = None) -> None:
@@ -66,6 +60,13 @@ def create_app(config: ServeConfig) -> FastAPI:
     _public_routes(app, service)
     _admin_routes(app, service, Depends(admin))
     app.include_router(dashboard_router(service.engine, Depends(admin)))
+    route = {r.path: r for r in app.routes}
+    # added innermost first: timing, then the body limit, then the hot routes' fast path
+    app.add_middleware(FastRoutes, routes={
+        "/v1/recommend": (s.RecommendRequest, service.recommend, route["/v1/recommend"]),
+        "/v1/feedback": (s.Feedback, service.feedback, route["/v1/feedback"])})
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(RequestTiming, metrics=metrics)
     app.state.service = service
     return app
 
@@ -81,14 +82,17 @@ def _handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [_problem(tuple(e.get("loc", ())), e.get("msg", "invalid"))
-                    for e in exc.errors()]
-        return JSONResponse({"detail": "; ".join(problems[:5]) or "invalid request"},
-                            status_code=422)
+        return JSONResponse({"detail": problem_detail(exc.errors())}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code)
+
+
+def _json(answer: dict[str, Any]) -> Response:
+    """The answer as it is, as `FastRoutes` sends it: the hot routes build exactly their
+    response model's fields (tests/test_serving_http.py checks them against it)."""
+    return JSONResponse(answer)
 
 
 def _public_routes(app: FastAPI, service: Service) -> None:
@@ -116,14 +120,14 @@ def _public_routes(app: FastAPI, service: Service) -> None:
         return {"streamer_id": streamer_id, "status": "offline"}
 
     @app.post("/v1/recommend", response_model=s.RecommendResponse, responses=ERRORS)
-    def recommend(body: s.RecommendRequest) -> dict[str, Any]:
-        return service.recommend(body)
+    async def recommend(body: s.RecommendRequest) -> Response:
+        return _json(await service.recommend(body))
 
     @app.post("/v1/feedback", response_model=s.FeedbackResponse, responses=ERRORS)
-    async def feedback(body: s.Feedback) -> dict[str, Any]:
+    async def feedback(body: s.Feedback) -> Response:
         """Answered only after the event is committed; a repeated key returns the first
         answer."""
-        return await service.feedback(body)
+        return _json(await service.feedback(body))
 
     @app.post("/v1/feedback/batch", response_model=s.FeedbackBatchResponse,
               responses=ERRORS)

@@ -64,7 +64,7 @@ class CatalogueCache:
             old = entry.catalogue
             entry = _Entry(fingerprint, Catalogue(
                 old.ids, old.topic, old.viewers, old.minutes_live, counters[:, 0],
-                counters[:, 1], counters[:, 2], old.age_minutes))
+                counters[:, 1], counters[:, 2], old.age_minutes, old.index))
         with self._lock:
             self._entry = entry
         return _as_of(entry.catalogue, at)
@@ -83,4 +83,4 @@ def _as_of(cached: Catalogue, at: float) -> Catalogue:
     return Catalogue(cached.ids, cached.topic, cached.viewers,
                      np.maximum(at - cached.minutes_live, 0.0) // 60, cached.impressions,
                      cached.clicks, cached.watch_sum,
-                     np.maximum(at - cached.age_minutes, 0.0) / 60)
+                     np.maximum(at - cached.age_minutes, 0.0) / 60, cached.index)

@@ -32,9 +32,12 @@ Outcome = tuple[dict[str, Any], str | None] | RequestError
 repeated key), or the error a refused event gets."""
 
 
-def log_events(conn: Connection, bodies: list[Feedback], at: float,
+def log_events(conn: Connection, bodies: list[Feedback], at: float | list[float],
                apply: Callable[..., None]) -> list[Outcome]:
-    """Log `bodies` in `conn`'s transaction; one outcome per event, in order."""
+    """Log `bodies` in `conn`'s transaction; one outcome per event, in order. `at` is
+    when they arrived: one time for all, or one per event (single events that group
+    commit merged)."""
+    times = at if isinstance(at, list) else [at] * len(bodies)
     known = store.events_by_keys(conn, [b.idempotency_key for b in bodies])
     decisions = store.decisions_by_ids(conn, sorted({b.decision_id for b in bodies}),
                                        FEEDBACK_COLUMNS)
@@ -51,7 +54,7 @@ def log_events(conn: Connection, bodies: list[Feedback], at: float,
                 repeat({**first[key][1], "event_id": None}, body)  # a 409 if another event
                 later[i] = first[key][0]
             else:
-                rows.append(_row(body, decisions, at))
+                rows.append(_row(body, decisions, times[i]))
                 first[key] = (i, rows[-1])
                 plan.append(i)
         except RequestError as exc:
@@ -70,7 +73,7 @@ def log_events(conn: Connection, bodies: list[Feedback], at: float,
         if body.type == "impression":
             impressions[row["streamer_id"]] += 1.0
         else:
-            apply(conn, decision, body, row["streamer_id"], at)
+            apply(conn, decision, body, row["streamer_id"], times[i])
         out[i] = ({**row["response"], "event_id": ids[row["idempotency_key"]],
                    "value": row["value"]}, decision["arm"])
     store.add_impressions(conn, impressions)

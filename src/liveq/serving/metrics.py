@@ -14,6 +14,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -38,6 +39,12 @@ class Metrics:
                                  ["arm"], **kw)
         self.events = Counter("liveq_events_total", "feedback events committed",
                               ["type"], **kw)
+        self.in_flight = Gauge("liveq_requests_in_flight", "HTTP requests being answered",
+                               multiprocess_mode="livesum", **kw)
+        self.commits = Counter("liveq_group_commits_total", "transactions the group-commit "
+                               "writer committed (one fsync each on SQLite)", **kw)
+        self.commit_writes = Counter("liveq_group_commit_writes_total", "decisions and "
+                                     "feedback writes those transactions held", **kw)
         self.reward = Counter("liveq_arm_reward_total", "feedback per arm: watch minutes, "
                               "gift value, or a count of clicks, comments, follows",
                               ["arm", "type"], **kw)
@@ -45,6 +52,11 @@ class Metrics:
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()
         self.latency.labels(route).observe(seconds)
+
+    def committed(self, writes: int) -> None:
+        """One group commit of `writes` writes (called by the writer thread)."""
+        self.commits.inc()
+        self.commit_writes.inc(writes)
 
     def decision(self, arm: str) -> None:
         self.decisions.labels(arm).inc()
@@ -76,6 +88,7 @@ class RequestTiming:
             await self.app(scope, receive, send)
             return
         start, status = time.perf_counter(), 500
+        self.metrics.in_flight.inc()
 
         async def timed_send(message: dict) -> None:
             nonlocal status
@@ -86,6 +99,7 @@ class RequestTiming:
         try:
             await self.app(scope, receive, timed_send)
         finally:
+            self.metrics.in_flight.dec()
             path = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.request(path, scope["method"], status,
                                  time.perf_counter() - start)

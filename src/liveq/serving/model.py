@@ -23,6 +23,7 @@ from liveq.core.errors import CheckpointError
 from liveq.features.schema import CANDIDATE_FEATURES, viewer_width
 from liveq.policies.base import GreedyPolicy, Obs, Policy
 from liveq.policies.explore import EpsilonGreedy, Softmax
+from liveq.serving.fast_scores import Scorer, fast_scores
 from liveq.serving.settings import FeatureSettings
 from liveq.train.checkpoint import load_learner_checkpoint
 from liveq.train.config import RunConfig, load_run_config, saved_config_changes
@@ -41,6 +42,7 @@ class ServedModel:
     settings: FeatureSettings
     greedy: Any  # the learner's frozen greedy policy (has `scores`)
     agent_name: str
+    scores: Scorer  # `greedy.scores`, in numpy where it can be (`fast_scores`)
 
 
 def observation_space(settings: FeatureSettings) -> spaces.Dict:
@@ -107,19 +109,21 @@ def load_model(run: str | Path) -> ServedModel:
     if not callable(getattr(greedy, "scores", None)):
         raise CheckpointError(f"{run}: agent '{config.agent.name}' has no scores to rank by")
     return ServedModel(model_version(run), str(run.resolve()), settings, greedy,
-                       config.agent.name)
+                       config.agent.name, fast_scores(greedy))
 
 
 class RankedGreedy(GreedyPolicy):
-    """`base`'s scores ranked into the top `slate_size` (the k items a request asks for).
+    """`base`'s scores (computed by `score`, `base.scores` or its numpy twin) ranked into
+    the top `slate_size` (the k items a request asks for).
 
     One is built per decision, which asks for the scores of one observation three times
     (to act, for the probabilities, for the log): the network runs once, and a mask only
     sets the entries it forbids to -inf, as the policy contract's `scores` does.
     """
 
-    def __init__(self, base: Any, slate_size: int):
+    def __init__(self, base: Any, slate_size: int, score: Scorer | None = None):
         self.base, self.slate_size = base, slate_size
+        self.score = base.scores if score is None else score
         self._memo: tuple[Obs, np.ndarray] | None = None
 
     def allowed(self, obs: Obs, mask: np.ndarray | None = None) -> np.ndarray:
@@ -127,7 +131,7 @@ class RankedGreedy(GreedyPolicy):
 
     def scores(self, obs: Obs, mask: np.ndarray | None = None) -> np.ndarray:
         if self._memo is None or self._memo[0] is not obs:
-            self._memo = (obs, self.base.scores(obs))
+            self._memo = (obs, self.score(obs))
         return np.where(self.allowed(obs, mask), self._memo[1], -np.inf)
 
 
@@ -135,7 +139,7 @@ def serving_policy(model: ServedModel, k: int, exploration: dict[str, Any],
                    rng: np.random.Generator) -> Policy:
     """The policy a decision is drawn from: the model's greedy ranking of `k` items inside
     epsilon-greedy or softmax exploration (`exploration` as `ServeConfig.exploration`)."""
-    base = RankedGreedy(model.greedy, k)
+    base = RankedGreedy(model.greedy, k, model.scores)
     if exploration["kind"] == "softmax":
         return Softmax(base, exploration["temperature"], rng)
     return EpsilonGreedy(base, exploration["epsilon"], rng)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timezone
 from typing import Any
 
@@ -40,6 +41,8 @@ from liveq.serving.viewers import (
 
 VIEWER_EVENTS = ("click", "watch", "follow", "session_end")
 """The event types that change the viewer's logged state."""
+DECIDE_THREADS = 4
+"""Threads per process that make decisions (reads and scoring; the writes are grouped)."""
 
 
 class Service:
@@ -48,7 +51,8 @@ class Service:
         self._models: dict[str, ServedModel] = {}
         self._catalogue = CatalogueCache()
         self._routing = Routing()
-        self._writes = GroupCommit(engine)
+        self._writes = GroupCommit(engine, on_commit=metrics.committed)
+        self._threads = ThreadPoolExecutor(DECIDE_THREADS, thread_name_prefix="liveq-decide")
         self._myopic = load_model(config.myopic) if config.myopic else None
         self._warm()
 
@@ -111,13 +115,17 @@ class Service:
             store.set_live(conn, streamer_id, live, store.now(), viewers)
 
     # --- recommend ---------------------------------------------------------------------
-    def recommend(self, body: RecommendRequest) -> dict[str, Any]:
-        """Run in a request thread (not on the event loop): the forward pass, numpy and
-        the database reads release the interpreter lock, so threads use both cores."""
-        answer, row = self._decide(body)
+    async def recommend(self, body: RecommendRequest) -> dict[str, Any]:
+        """The decision is made in one of a few threads (the forward pass, numpy and the
+        database reads release the interpreter lock; a small pool, since more threads
+        only contend for it), then awaited on the event loop while the writer thread
+        commits its row: no thread is held through the commit's fsync."""
+        loop = asyncio.get_running_loop()
+        answer, row = await loop.run_in_executor(self._threads, self._decide, body)
         if row is None:  # the request key's first answer
             return answer
-        first = self._writes.run(self._decision_write(body.viewer_id, row))
+        first = await asyncio.wrap_future(
+            self._writes.submit(self._decision_write(body.viewer_id, row)))
         if first is not None:  # a concurrent request with the same key was first
             return self._repeat_decision(first, body)
         self.metrics.decision(answer["arm"])
@@ -224,20 +232,19 @@ class Service:
     # --- feedback ----------------------------------------------------------------------
     async def feedback(self, body: Feedback) -> dict[str, Any]:
         """Awaited on the event loop: the request needs no thread of its own while the
-        writer thread logs and commits its event."""
-        at = store.now()
-
-        def write(conn) -> tuple[dict[str, Any], str | None]:
-            outcome = log_events(conn, [body], at, self._apply)[0]
-            if isinstance(outcome, RequestError):
-                raise outcome
-            return outcome
-
-        answer, counted = await asyncio.wrap_future(self._writes.submit(write))
+        writer thread logs and commits its event, with the other single events waiting
+        then in one `log_events` call (`GroupCommit.submit_merged`)."""
+        answer, counted = await asyncio.wrap_future(
+            self._writes.submit_merged(self._log_single_events, (body, store.now())))
         value = answer.pop("value", None)
         if counted is not None:
             self.metrics.event(counted, body.type, value)
         return answer
+
+    def _log_single_events(self, conn, items: list[tuple[Feedback, float]]) -> list:
+        """The merge of single events: each answered as it would be alone, in order."""
+        return log_events(conn, [body for body, _ in items], [at for _, at in items],
+                          self._apply)
 
     async def feedback_batch(self, body: FeedbackBatch) -> dict[str, Any]:
         """Several events in one write: one transaction, one answer after its commit

