@@ -59,8 +59,8 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     _public_routes(app, service)
     _admin_routes(app, service, Depends(admin))
-    app.include_router(dashboard_router(service.engine, Depends(admin)))
     route = {r.path: r for r in app.routes}
+    app.include_router(dashboard_router(service.engine, Depends(admin)))
     # added innermost first: timing, then the body limit, then the hot routes' fast path
     app.add_middleware(FastRoutes, routes={
         "/v1/recommend": (s.RecommendRequest, service.recommend, route["/v1/recommend"]),
