@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from liveq.algos.dqn import GreedyQPolicy
+from liveq.nets.decomposed import RewardFutureQNetwork
 from liveq.nets.q_networks import CandidateQNetwork, MLPQNetwork
 from liveq.serving.fast_scores import fast_scores
 
@@ -21,11 +22,20 @@ def _observations(rng: np.random.Generator, batch: int, k: int, viewer_dim: int,
             "mask": mask}
 
 
-@pytest.mark.parametrize(("hidden", "dueling"), [([64, 64], False), ([64, 64], True),
-                                                 ([32, 16, 8], False), ([24], True)])
-def test_numpy_scores_equal_torch_scores(hidden, dueling):
+def _candidate_net(hidden: list[int], dueling: bool, reward_head: bool) -> torch.nn.Module:
+    """A CandidateQNetwork, or with `reward_head` the demo config's sum of two of them."""
+    if not reward_head:
+        return CandidateQNetwork(17, 13, hidden, dueling)
+    return RewardFutureQNetwork(CandidateQNetwork(17, 13, hidden, dueling),
+                                CandidateQNetwork(17, 13, hidden, dueling))
+
+
+@pytest.mark.parametrize(("hidden", "dueling", "reward_head"), [
+    ([64, 64], False, False), ([64, 64], True, False), ([32, 16, 8], False, False),
+    ([24], True, False), ([64, 64], False, True), ([24], True, True)])
+def test_numpy_scores_equal_torch_scores(hidden, dueling, reward_head):
     torch.manual_seed(3)
-    net = CandidateQNetwork(17, 13, hidden, dueling).requires_grad_(False)
+    net = _candidate_net(hidden, dueling, reward_head).requires_grad_(False)
     for p in net.parameters():  # weights of a trained net's size, not init's
         p.mul_(3.0)
     greedy = GreedyQPolicy(net, 16)

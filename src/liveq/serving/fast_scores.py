@@ -4,7 +4,8 @@ A request scores one viewer's 16 candidates. Through torch that cost about 0.4 m
 CPU, nearly all of it per-call overhead (tensor wrapping, module dispatch, autograd
 bookkeeping) around a few microseconds of arithmetic; the same layers as numpy matrix
 products cost a tenth of that. `fast_scores(greedy)` returns such a scorer for the
-networks it knows (`CandidateQNetwork`, plain or dueling, under a `GreedyQPolicy`) and
+networks it knows (`CandidateQNetwork`, plain or dueling, and `RewardFutureQNetwork` of
+two such, under a `GreedyQPolicy`) and
 the policy's own `scores` for any other, so every registered learner still serves.
 
 Same function, not the same bits: numpy's float32 products may sum in another order than
@@ -22,6 +23,7 @@ import numpy as np
 from torch import nn
 
 from liveq.algos.dqn import GreedyQPolicy
+from liveq.nets.decomposed import RewardFutureQNetwork
 from liveq.nets.q_networks import CandidateQNetwork
 from liveq.policies.base import Obs, action_mask
 
@@ -89,12 +91,28 @@ class NumpyCandidateQ:
         return value[:, None] + scores - mean[:, None]
 
 
+class NumpyRewardFutureQ:
+    """`RewardFutureQNetwork.forward` as numpy: the sum of its two candidate networks."""
+
+    def __init__(self, net: RewardFutureQNetwork):
+        if type(net.reward) is not CandidateQNetwork or type(net.future) is not CandidateQNetwork:
+            raise TypeError("no numpy forward for these parts")
+        self.reward, self.future = NumpyCandidateQ(net.reward), NumpyCandidateQ(net.future)
+
+    def __call__(self, obs: Obs) -> np.ndarray:
+        return self.reward(obs) + self.future(obs)
+
+
+NUMPY_FORWARD = {CandidateQNetwork: NumpyCandidateQ, RewardFutureQNetwork: NumpyRewardFutureQ}
+"""Network class -> its numpy forward (the demo config's DQN serves RewardFutureQNetwork)."""
+
+
 def fast_scores(greedy) -> Scorer:
     """A scorer equal to `greedy.scores` (to float32 rounding), in numpy when it can be."""
     net = getattr(greedy, "q_net", None)
-    if type(greedy) is GreedyQPolicy and type(net) is CandidateQNetwork:
+    if type(greedy) is GreedyQPolicy and type(net) in NUMPY_FORWARD:
         try:
-            forward = NumpyCandidateQ(net)
+            forward = NUMPY_FORWARD[type(net)](net)
         except TypeError:
             return greedy.scores
         n_actions = greedy.n_actions
