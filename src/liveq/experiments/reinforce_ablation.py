@@ -42,15 +42,14 @@ from liveq.buffers.replay import ReplayBuffer
 from liveq.core.config import require
 from liveq.core.stats import mean_ci
 from liveq.eval.online import evaluate
+from liveq.experiments.compare_offline import logged_propensities
 from liveq.experiments.ope_sim import ENV_ID, build_policy, parse_policy
-from liveq.policies.base import Policy
 from liveq.sim.vector import make_vec_env
 from liveq.train.loop import torch_threads
 from liveq.train.offline import log_transitions, train_offline
 
 SMALL_WORLD = {"n_streamers": 200, "n_candidates": 8, "followed_slots": 2, "trending_slots": 2,
                "invalid_action": "empty"}
-PROPENSITY_CHUNK = 4096  # buffer rows whose behaviour distribution is computed at once
 
 
 def small_reinforce() -> ReinforceConfig:
@@ -130,20 +129,6 @@ class ReinforceAblationConfig:
         if kind == "slate":
             return {**self.env, "slate_size": self.slate, "position_decay": self.position_decay}
         return dict(self.env)
-
-
-def logged_propensities(buffer: ReplayBuffer, behaviour: Policy) -> np.ndarray:
-    """The behaviour's probability of each logged item `(rows, slate_size)`: for slates,
-    its probability at each rank averaged over the ranks (a distribution over items)."""
-    out = np.zeros((buffer.size, behaviour.slate_size))
-    for start in range(0, buffer.size, PROPENSITY_CHUNK):
-        rows = np.arange(start, min(start + PROPENSITY_CHUNK, buffer.size))
-        obs = buffer.codec.decode({k: v[rows] for k, v in buffer.obs.items()})
-        probs = behaviour.probabilities(obs)  # (n, K) or (n, L, K)
-        per_item = probs if probs.ndim == 2 else probs.mean(axis=1)
-        slates = buffer.actions[rows].reshape(len(rows), -1)
-        out[rows] = np.take_along_axis(per_item, slates, axis=1)
-    return out
 
 
 def train_variant(config: ReinforceAblationConfig, world: dict[str, Any], changes: dict,
