@@ -71,7 +71,9 @@ class CoreVectorEnv(gym.vector.VectorEnv):
 
     @staticmethod
     def spaces(config: Any) -> tuple[gym.Space, gym.Space]:
-        raise NotImplementedError
+        """(single observation space, single action space) of `config`: the hook every
+        scenario env defines (AdPlacement, Ecommerce, LiveRoom); this base has none."""
+        raise NotImplementedError("a CoreVectorEnv subclass defines spaces(config)")
 
     def __init__(self, num_envs: int = 1, config: Any = None, **overrides: Any):
         self.config = config_from(self.config_class, config, overrides)
