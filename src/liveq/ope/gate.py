@@ -152,7 +152,7 @@ def session_estimates(data: Sessions, targets: list[np.ndarray],
     return full, replicates
 
 
-def _interval(full: float, replicates: np.ndarray, alpha: float) -> Interval:
+def interval(full: float, replicates: np.ndarray, alpha: float) -> Interval:
     low, high = np.quantile(replicates, [alpha / 2, 1 - alpha / 2])
     return Interval(float(full), float(low), float(high))
 
@@ -190,17 +190,25 @@ def gate(data: Sessions, live: np.ndarray, candidate: np.ndarray,
                            f"at least {config.min_sessions}", **sizes, live={}, candidate={},
                            difference={}, one_step={})
     full, replicates = session_estimates(data, [live, candidate], config)
-    figures: dict[str, dict[str, Interval]] = {"live": {}, "candidate": {}, "difference": {}}
-    for j, name in enumerate(config.estimators):
-        figures["live"][name] = _interval(full[0, j], replicates[:, 0, j], config.alpha)
-        figures["candidate"][name] = _interval(full[1, j], replicates[:, 1, j], config.alpha)
-        figures["difference"][name] = _interval(full[1, j] - full[0, j],
-                                                replicates[:, 1, j] - replicates[:, 0, j],
-                                                config.alpha)
+    figures = interval_figures(full, replicates, config)
     verdict, reason = decide(figures["difference"], ess["candidate"], config)
     return GateVerdict(verdict, reason, **sizes, **figures,
                        one_step=one_step(data, {"live": live, "candidate": candidate},
                                          config.seed))
+
+
+def interval_figures(full: np.ndarray, replicates: np.ndarray, config: GateConfig
+                     ) -> dict[str, dict[str, Interval]]:
+    """live / candidate / difference -> estimator -> Interval, from the estimates of
+    [live, candidate] on the whole log `(2, E)` and on the resamples `(n_boot, 2, E)`."""
+    figures: dict[str, dict[str, Interval]] = {"live": {}, "candidate": {}, "difference": {}}
+    for j, name in enumerate(config.estimators):
+        figures["live"][name] = interval(full[0, j], replicates[:, 0, j], config.alpha)
+        figures["candidate"][name] = interval(full[1, j], replicates[:, 1, j], config.alpha)
+        figures["difference"][name] = interval(full[1, j] - full[0, j],
+                                               replicates[:, 1, j] - replicates[:, 0, j],
+                                               config.alpha)
+    return figures
 
 
 def decide(difference: dict[str, Interval], candidate_ess: float,

@@ -151,8 +151,14 @@ def ratios(data: Sessions, target: np.ndarray) -> np.ndarray:
 
 def cumulative_weights(data: Sessions, target: np.ndarray) -> np.ndarray:
     """`(S, H)` W_{i,t}: the product of the ratios up to step t, held after the end."""
-    log_rho = padded(data, np.log(np.maximum(ratios(data, target), 1e-300)))
-    zero = padded(data, (ratios(data, target) == 0).astype(float))
+    return ratio_weights(data, ratios(data, target))
+
+
+def ratio_weights(data: Sessions, rho: np.ndarray) -> np.ndarray:
+    """`(S, H)` W_{i,t} from per-step ratios `rho` `(n,)` (whatever the action is: one
+    candidate, or a whole slate in `liveq.ope.slate_sessions`)."""
+    log_rho = padded(data, np.log(np.maximum(rho, 1e-300)))
+    zero = padded(data, (rho == 0).astype(float))
     w = np.exp(np.cumsum(log_rho, axis=1))
     return np.where(np.cumsum(zero, axis=1) > 0, 0.0, w)
 
@@ -190,8 +196,14 @@ def pdwis(data: Sessions, target: np.ndarray, gamma: float = 1.0,
           counts: np.ndarray | None = None) -> float | np.ndarray:
     """Per-decision weighted importance sampling over sessions (see the module doc);
     `counts` `(S,)` or `(B, S)` gives one estimate per row."""
+    return weighted_returns(data, cumulative_weights(data, target), gamma, counts)
+
+
+def weighted_returns(data: Sessions, weights: np.ndarray, gamma: float = 1.0,
+                     counts: np.ndarray | None = None) -> float | np.ndarray:
+    """PDWIS from the cumulative weights `(S, H)` (`ratio_weights`)."""
     c = _counts(data, counts)
-    w = _normalised(cumulative_weights(data, target), c)
+    w = _normalised(weights, c)
     rewards = padded(data, data.reward)
     return _value((w * rewards).sum(axis=-2) @ discounts(rewards.shape[1], gamma))
 
@@ -200,14 +212,22 @@ def wdr(data: Sessions, target: np.ndarray, q_hat: np.ndarray, gamma: float = 1.
         counts: np.ndarray | None = None) -> float | np.ndarray:
     """Weighted doubly robust over sessions with the model `q_hat` `(n, K)` of Q^pi (or
     `(B, n, K)`, one model per row of `counts`)."""
+    rows = np.arange(len(data.action))
+    return doubly_robust(data, cumulative_weights(data, target), q_hat[..., rows, data.action],
+                         (q_hat * target).sum(axis=-1), gamma, counts)
+
+
+def doubly_robust(data: Sessions, weights: np.ndarray, q_logged: np.ndarray, v: np.ndarray,
+                  gamma: float = 1.0, counts: np.ndarray | None = None) -> float | np.ndarray:
+    """WDR from the cumulative weights `(S, H)`, the model's value of the logged action
+    `q_logged` and of the target's choice `v` (each `(n,)`, or `(B, n)` per row of
+    `counts`)."""
     c = _counts(data, counts)
-    w = _normalised(cumulative_weights(data, target), c)
+    w = _normalised(weights, c)
     previous = np.concatenate([np.broadcast_to(c[..., :, None] / c.sum(axis=-1)[..., None,
                                                                                  None],
                                                w.shape[:-1] + (1,)), w[..., :-1]], axis=-1)
-    rows = np.arange(len(data.action))
-    q_logged = padded_batch(data, q_hat[..., rows, data.action])
-    v = padded_batch(data, (q_hat * target).sum(axis=-1))
+    q_logged, v = padded_batch(data, q_logged), padded_batch(data, v)
     rewards = padded(data, data.reward)
     per_step = (w * (rewards - q_logged) + previous * v).sum(axis=-2)
     return _value(per_step @ discounts(rewards.shape[1], gamma))
@@ -223,7 +243,12 @@ def padded_batch(data: Sessions, values: np.ndarray) -> np.ndarray:
 def effective_sessions(data: Sessions, target: np.ndarray) -> float:
     """Effective sample size of the whole-session weights, (sum W)^2 / sum W^2, in
     sessions: how many on-policy sessions the log is worth for this target."""
-    w = cumulative_weights(data, target)[:, -1]
+    return effective_from_weights(cumulative_weights(data, target))
+
+
+def effective_from_weights(weights: np.ndarray) -> float:
+    """`effective_sessions` from the cumulative weights `(S, H)`."""
+    w = weights[:, -1]
     total = (w ** 2).sum()
     return float(w.sum() ** 2 / total) if total > 0 else 0.0
 

@@ -22,8 +22,9 @@ clock. Running it twice on the same log gives the same arrays bit for bit.
   `unlogged: drop_sessions` drops every session that holds one (each kept session was
   kept with probability log_probability^steps, so short sessions are over-represented:
   fine for learning, and the promotion gate refuses such a join).
-* Slates (k > 1) are refused: the session estimators and the learners score single
-  recommendations.
+* Slates (k > 1): each decision also keeps its shown list, the rank of the item opened
+  (the first click in the window, by the event's `streamer_id`) and the list's logged
+  probability (`liveq.serving.slate_join`); a k = 1 log joins exactly as before.
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ from liveq.core.config import from_dict, load_yaml, require, save_yaml, to_dict
 from liveq.core.errors import LogError
 from liveq.ope.sessions import Sessions, check_sessions
 from liveq.serving import store
+from liveq.serving.slate_join import (
+    SlateSteps,
+    clicked_rank,
+    slate_size,
+    slate_steps,
+    slate_transitions,
+)
 
 EVENT_TYPES = ("impression", "click", "watch", "gift", "comment", "follow", "session_end")
 SECONDS_PER_HOUR = 3600.0
@@ -115,14 +123,17 @@ class JoinedLog(NamedTuple):
     viewer_ids: list[str]
     next_row: np.ndarray  # (n,) row of the same session's next decision; self when terminal
     stats: dict[str, Any]  # counts: decisions, skipped and why, sessions, events used
+    slate: SlateSteps | None = None  # k > 1: shown lists, opened ranks, probabilities
 
     def transitions(self) -> dict[str, Any]:
-        """(obs, action, reward, next_obs, terminated) as batched arrays for replay."""
+        """(obs, action, reward, next_obs, terminated) as batched arrays for replay (for
+        slates the action is the list and next_obs holds the opened rank)."""
         obs = self.sessions.observations()
         nxt = {key: value[self.next_row] for key, value in obs.items()}
-        return {"obs": obs, "action": self.sessions.action,
+        base = {"obs": obs, "action": self.sessions.action,
                 "reward": self.sessions.reward, "next_obs": nxt,
                 "terminated": self.sessions.terminal.astype(np.float32)}
+        return base if self.slate is None else slate_transitions(base, self.slate)
 
 
 # ------------------------------------------------------------------ rewards
@@ -199,9 +210,6 @@ def _is_open(session: list[dict[str, Any]], ended: dict[str, bool], log_end: flo
 
 
 def _check_decision(row: dict[str, Any]) -> None:
-    if row["k"] != 1:
-        raise LogError(f"decision {row['decision_id']} showed a slate of {row['k']}; learning "
-                       "and the promotion gate take single recommendations (k = 1) for now")
     if row["logged"] and row["probabilities"] is None:
         raise LogError(f"decision {row['decision_id']} has no logged distribution over its "
                        "candidates; it cannot be evaluated or learned from")
@@ -217,11 +225,15 @@ def join_rows(decisions: list[dict[str, Any]], events: list[dict[str, Any]],
         by_decision[event["decision_id"]].append(event)
     for row in decisions:
         _check_decision(row)
-    rewards, ended, counted = {}, {}, 0
+    size = slate_size(decisions)
+    rewards, ended, counted, clicks = {}, {}, 0, {}
     for row in decisions:
-        reward, n, end = decision_reward(row, by_decision.get(row["decision_id"], []), config)
+        mine = by_decision.get(row["decision_id"], [])
+        reward, n, end = decision_reward(row, mine, config)
         rewards[row["decision_id"]], ended[row["decision_id"]] = reward, end
         counted += n
+        if size > 1:
+            clicks[row["decision_id"]] = clicked_rank(row, mine, config.attribution_minutes)
     sessions = _group(decisions, ended, config)
     returned = _returned(sessions, config)
     log_end = max((r["created_at"] for r in decisions), default=0.0)
@@ -241,7 +253,12 @@ def join_rows(decisions: list[dict[str, Any]], events: list[dict[str, Any]],
             stats["unlogged_sessions_dropped"] += 1
         else:
             kept.append((session, back))
-    return _assemble(kept, rewards, config, stats)
+    joined = _assemble(kept, rewards, config, stats)
+    if size == 1:
+        return joined
+    rows = [r for session, _ in kept for r in session]
+    joined.stats["slate_size"] = size
+    return joined._replace(slate=slate_steps(rows, clicks, size))
 
 
 def _assemble(kept: list[tuple[list[dict[str, Any]], bool]], rewards: dict[str, float],

@@ -5,7 +5,8 @@ dict, the shown candidate's position, the reward, the same viewer's next decisio
 session, terminated at the session's end); they fill a replay buffer (`DictCodec` of the
 served observation space) and `liveq.train.offline.train_offline` updates the learner,
 the same code path as learning from simulator logs (`liveq ope offline-rl`). Any learner
-registered with `offline=True` can learn. The run folder is a normal one that
+registered with `offline=True` can learn; from a log of slates (k > 1), only those that
+replay which item was opened (`slate_learners()`: slateq). The run folder is a normal one that
 `liveq serve --model` and `liveq models register` load:
 
     config.yaml              the run config (env kwargs of the served model, the learner)
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from liveq.buffers.clicks import ClickCodec
 from liveq.buffers.replay import DictCodec, ReplayBuffer
 from liveq.core.config import ConfigError, load_yaml, save_yaml, to_dict
 from liveq.core.errors import LogError, UsageError
@@ -72,12 +74,12 @@ def learn(engine, request: LearnRequest, join: JoinConfig) -> dict[str, Any]:
         raise LogError(f"the log gives {joined.stats['steps']} usable decisions "
                        f"({joined.stats['decisions']} logged, {joined.stats['sessions']} "
                        f"complete sessions); learning needs at least {request.min_decisions}")
+    check_slate_learner(request.learner, joined)
     config = _run_config(engine, request, joined)
     settings = FeatureSettings.from_env_kwargs(config.env.kwargs)
     obs_space = observation_space(settings)
-    learner = build_learner(config.agent.name, obs_space,
-                            spaces.Discrete(settings.n_candidates), config.agent.settings,
-                            config.seed)
+    learner = build_learner(config.agent.name, obs_space, action_space(settings, joined),
+                            config.agent.settings, config.seed)
     buffer = fill_buffer(joined, obs_space)
     stats = train_offline(learner, buffer, request.gradient_steps,
                           seed=np.random.SeedSequence([config.seed, 1]))
@@ -122,6 +124,8 @@ def _run_config(engine, request: LearnRequest, joined: JoinedLog) -> RunConfig:
                          request.learner: to_dict(agent)}
     if request.seed is not None:
         data["seed"] = request.seed
+    if joined.slate is not None:  # the candidate ranks lists of the log's size
+        data["env"]["kwargs"]["slate_size"] = joined.stats["slate_size"]
     config = load_run_config(data)
     _check_widths(config, joined)
     return config
@@ -139,12 +143,41 @@ def _check_widths(config: RunConfig, joined: JoinedLog) -> None:
                           "(give the --config the served model was trained with)")
 
 
+def slate_learners() -> list[str]:
+    """Offline learners that learn from slates: those that replay the opened rank
+    (`replay_codec`), so a click is credited to the item clicked, not to the top one."""
+    return [a.name for a in ALGORITHMS.values()
+            if a.offline and callable(getattr(a.build, "replay_codec", None))]
+
+
+def check_slate_learner(name: str, joined: JoinedLog) -> None:
+    """A slate log needs a slate learner, and a slate learner a slate log."""
+    slate = name in slate_learners()
+    if joined.slate is not None and not slate:
+        raise ConfigError(f"learner '{name}' cannot learn from this log's slates (k = "
+                          f"{joined.stats['slate_size']}): it would credit every slate's "
+                          f"reward to its top item; choose one of {slate_learners()}")
+    if joined.slate is None and slate:
+        raise ConfigError(f"learner '{name}' learns from ranked slates, but this log's "
+                          "decisions showed one item each (k = 1)")
+
+
+def action_space(settings: FeatureSettings, joined: JoinedLog) -> spaces.Space:
+    """One candidate per decision, or a ranked list of the log's slate size."""
+    if joined.slate is None:
+        return spaces.Discrete(settings.n_candidates)
+    return spaces.MultiDiscrete([settings.n_candidates] * joined.stats["slate_size"])
+
+
 def fill_buffer(joined: JoinedLog, obs_space: spaces.Dict) -> ReplayBuffer:
-    """A replay buffer holding every joined transition once (all valid)."""
+    """A replay buffer holding every joined transition once (all valid); slates keep
+    the opened rank (`ClickCodec`)."""
     t = joined.transitions()
-    codec = DictCodec(obs_space)
+    codec: Any = DictCodec(obs_space)
+    if joined.slate is not None:
+        codec = ClickCodec(codec)
     n = len(t["action"])
-    buffer = ReplayBuffer(codec, n)
+    buffer = ReplayBuffer(codec, n, tuple(t["action"].shape[1:]))
     cast = {key: dtype for key, (_, dtype) in codec.fields.items()}
     buffer.add({k: v.astype(cast[k]) for k, v in t["obs"].items()}, t["action"],
                t["reward"].astype(np.float32),

@@ -4,9 +4,10 @@
 them as `liveq.train.restore` does (parts present, finite weights, config.yaml not edited
 after training), derives the observation space from `liveq.features`' schema and the run's
 `env.kwargs` (topic_dim, n_candidates), builds the learner through the algorithm
-registry and keeps its frozen greedy policy. `serving_policy` wraps that policy, ranked to
-the `k` items a request asks for, in the one exploration wrapper the toolkit has, so every
-decision comes with exact probabilities.
+registry and keeps its frozen greedy policy (a run trained for slates, e.g. `liveq learn
+--learner slateq`, too: its scores put its best list of `slate_size` first).
+`serving_policy` wraps that policy, ranked to the `k` items a request asks for, in the one
+exploration wrapper the toolkit has, so every decision comes with exact probabilities.
 """
 
 from __future__ import annotations
@@ -88,18 +89,17 @@ def load_model(run: str | Path) -> ServedModel:
     run = Path(run)
     config = _run_config(run)
     settings = FeatureSettings.from_env_kwargs(config.env.kwargs)
-    if int(config.env.kwargs.get("slate_size", 1)) != 1:
-        raise CheckpointError(f"{run}: trained for slates; the service serves models that "
-                              "score single candidates (it ranks k of them itself)")
     path = checkpoint_path(run)
     checkpoint = load_learner_checkpoint(path, "serving a model")
     edited = saved_config_changes(checkpoint, config, path)
     if edited:
         raise CheckpointError(f"{run / 'config.yaml'} was edited after training: "
                               + "; ".join(edited))
-    learner = build_learner(config.agent.name, observation_space(settings),
-                            spaces.Discrete(settings.n_candidates), config.agent.settings,
-                            config.seed)
+    slate = int(config.env.kwargs.get("slate_size", 1))  # a slate model (slateq) is
+    actions = (spaces.Discrete(settings.n_candidates) if slate == 1  # ranked by its scores
+               else spaces.MultiDiscrete([settings.n_candidates] * slate))
+    learner = build_learner(config.agent.name, observation_space(settings), actions,
+                            config.agent.settings, config.seed)
     try:
         learner.load_state_dict(checkpoint["agent"])
     except (KeyError, TypeError, ValueError, CheckpointError) as exc:

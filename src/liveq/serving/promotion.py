@@ -4,7 +4,8 @@
 candidate (`liveq.serving.model.load_model`) and reads both policies' full distributions
 at every logged state as they would serve: each decision's own logged exploration
 settings around the model's greedy ranking (`target: greedy` judges the bare greedy
-policies instead). `liveq.ope.gate.gate` compares them on the same sessions; only
+policies instead). `liveq.ope.gate.gate` compares them on the same sessions (on a log of
+slates, `liveq.ope.slate_gate.slate_gate` with their slate probabilities); only
 "promote" makes the candidate live. The verdict is stored on the candidate's row
 (`models.gate`) either way.
 """
@@ -24,6 +25,7 @@ from liveq.ope.sessions import Sessions, with_forced
 from liveq.serving import store
 from liveq.serving.join import JoinConfig, JoinedLog, join_log
 from liveq.serving.model import ServedModel, load_model, serving_policy
+from liveq.serving.slate_targets import judge_slates
 from liveq.serving.tables import models
 
 TARGETS = ("served", "greedy")
@@ -98,6 +100,8 @@ def judge(engine: Engine, live: ServedModel, candidate: ServedModel, gate_config
     with engine.connect() as conn:
         decisions = {row["decision_id"]: row for row in store.iter_decisions(conn)}
         conn.rollback()
+    if joined.slate is not None:  # k > 1: the slate estimators (liveq.ope.slate_gate)
+        return judge_slates(joined, decisions, live, candidate, gate_config, target)
     data: Sessions = joined.sessions
     return gate(data, target_distribution(live, joined, decisions, target),
                 target_distribution(candidate, joined, decisions, target), gate_config)
