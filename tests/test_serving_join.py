@@ -1,5 +1,5 @@
 """The reward join on hand-made decisions and events: rewards worked out by hand, sessions,
-transitions, determinism, and the refusals (slates, unlogged decisions)."""
+transitions, determinism, and the refusals (mixed slate sizes, unlogged decisions)."""
 
 from __future__ import annotations
 
@@ -97,9 +97,15 @@ def test_same_log_in_any_row_order_gives_identical_bits():
             assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
-def test_slates_are_refused():
-    with pytest.raises(LogError, match="slate of 2"):
-        join_rows([decision("d1", "A", 0.0, "sa", k=2)], [])
+def test_a_log_mixing_slate_sizes_is_refused():
+    with pytest.raises(LogError, match=r"mixes decisions of k = \[1, 2\]"):
+        join_rows([decision("d1", "A", 0.0, "sa"), decision("d2", "B", 0.0, "sb", k=2)], [])
+
+
+def test_a_single_item_log_has_no_slate_part():
+    joined = join_rows(DECISIONS, EVENTS, JoinConfig(**CONFIG))
+    assert joined.slate is None and "slate_size" not in joined.stats
+    assert set(joined.transitions()["next_obs"]) == {"viewer", "candidates", "mask"}
 
 
 def test_unlogged_decisions_refused_or_their_sessions_dropped():
