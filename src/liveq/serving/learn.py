@@ -40,7 +40,6 @@ from liveq.serving.model import observation_space
 from liveq.serving.settings import FeatureSettings
 from liveq.train.checkpoint import save_checkpoint
 from liveq.train.config import RunConfig, load_run_config, run_config_dict
-from liveq.train.loop import torch_threads
 from liveq.train.offline import train_offline
 from liveq.train.registry import ALGORITHMS, algorithm, build_learner, derive_config
 
@@ -82,9 +81,13 @@ def learn(engine, request: LearnRequest, join: JoinConfig) -> dict[str, Any]:
     learner = build_learner(config.agent.name, obs_space, action_space(settings, joined),
                             config.agent.settings, config.seed)
     buffer = fill_buffer(joined, obs_space)
-    with torch_threads(config.train.torch_threads):  # the run config's, as training uses
+    threads = torch.get_num_threads()  # the run config's thread count, as training uses
+    torch.set_num_threads(config.train.torch_threads)  # (1: small networks on busy cores)
+    try:
         stats = train_offline(learner, buffer, request.gradient_steps,
                               seed=np.random.SeedSequence([config.seed, 1]))
+    finally:
+        torch.set_num_threads(threads)
     summary = {"learner": config.agent.name, "seed": config.seed, "join": joined.stats,
                "transitions": len(buffer), "train": stats,
                "wall_time_s": time.perf_counter() - started}
