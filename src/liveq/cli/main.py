@@ -255,7 +255,7 @@ def _add_learn(sub) -> None:
     p.add_argument("--db", required=True, help="the log's database URL (as liveq serve --db)")
     p.add_argument("--out", required=True, help="run folder to create")
     p.add_argument("--learner", default="cql", help="an offline learner: dqn, myopic, cql, "
-                   "bandit, bc (default cql)")
+                   "bandit, bc, reinforce; slateq for a log of slates, k > 1 (default cql)")
     p.add_argument("--config", help="run config YAML or shipped name (default: the live "
                    "model's config.yaml)")
     p.add_argument("--gradient-steps", type=int, default=2000)
