@@ -1,7 +1,8 @@
 """Slates (k = 5) end to end on a real server (uvicorn on SQLite): `liveq traffic` on the
 simulator's slate world against a served SlateQ run, the join of that log (every click
 credited to the rank the viewer opened), `liveq learn --learner slateq` from it, and the
-slate gate judging the candidate against the live model on the same log."""
+slate gate judging the candidate against the live model on the same log; feedback naming
+an item the list did not show is refused."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import subprocess
 import sys
 
+import httpx
 import numpy as np
 import pytest
 
@@ -33,24 +35,42 @@ def slate_log(tmp_path_factory):
              "--config", "livestream_slate", "--days", "0.15", "--sessions", "8",
              "--seed", "1", "--truth", str(root / "truth.json")],
             env=env(), capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        probe = _probe(server.url)
     finally:
         server.stop()
-    assert done.returncode == 0, done.stderr
-    return root, f"sqlite:///{root / 'state' / 'log.db'}"
+    return root, f"sqlite:///{root / 'state' / 'log.db'}", probe
+
+
+def _probe(url: str) -> str:
+    """One more list of 5; feedback naming an item it did not show is refused (422), a
+    click on its third item is taken. Returns the decision id."""
+    with httpx.Client(base_url=url, timeout=30) as client:
+        out = client.post("/v1/recommend", json={"viewer_id": "probe", "k": 5}).json()
+        shown = [item["streamer_id"] for item in out["items"]]
+        click = {"decision_id": out["decision_id"], "type": "click"}
+        bad = client.post("/v1/feedback", json={**click, "idempotency_key": "probe-bad",
+                                                 "streamer_id": "nobody"})
+        assert bad.status_code == 422 and "'nobody' was not shown" in bad.text
+        good = client.post("/v1/feedback", json={**click, "idempotency_key": "probe-click",
+                                                  "streamer_id": shown[2]})
+        assert good.status_code == 200, good.text
+    return out["decision_id"]
 
 
 def test_the_join_credits_each_click_to_the_rank_opened(slate_log):
-    root, db = slate_log
+    root, db, probe = slate_log
     truth = json.loads((root / "truth.json").read_text())
     engine = open_log(db)
     everything = JoinConfig(drop_open_sessions=False)
     first, again = join_log(engine, everything), join_log(engine, everything)
     engine.dispose()
-    assert first.stats["slate_size"] == 5 and first.stats["steps"] == truth["decisions"]
+    assert first.stats["slate_size"] == 5 and first.stats["steps"] == truth["decisions"] + 1
     for a, b in zip(first.slate, again.slate, strict=True):
         assert a.tobytes() == b.tobytes()
     opened = first.slate.clicked_rank
-    assert int((opened >= 0).sum()) == truth["clicks"] > 0
+    assert opened[first.decision_ids.index(probe)] == 2
+    assert int((opened >= 0).sum()) == truth["clicks"] + 1 > 1
     assert (opened > 0).any()  # viewers open lower ranks too
     shown = first.slate.slates[np.arange(len(opened)), np.maximum(opened, 0)]
     assert (shown[opened >= 0] >= 0).all()  # always an item the list showed
@@ -59,7 +79,7 @@ def test_the_join_credits_each_click_to_the_rank_opened(slate_log):
 
 
 def test_learn_from_slates_takes_slateq_and_refuses_the_rest(slate_log, capsys, tmp_path):
-    _, db = slate_log
+    _, db, _ = slate_log
     assert main(["learn", "--db", db, "--out", str(tmp_path / "cql"), "--learner", "cql",
                  "--gradient-steps", "5"]) == 2
     assert "choose one of ['slateq']" in capsys.readouterr().err
