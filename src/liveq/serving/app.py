@@ -8,6 +8,7 @@ which reads the config `liveq serve` put in `LIVEQ_SERVE_CONFIG` (JSON).
 from __future__ import annotations
 
 import hmac
+import inspect
 import json
 import os
 from typing import Annotated, Any
@@ -34,6 +35,11 @@ ERRORS = {400: {"description": "bad request"}, 404: {"description": "unknown id"
           422: {"description": "invalid input"}}
 ADMIN_ERRORS = {**ERRORS, 401: {"description": "no API key"},
                 403: {"description": "wrong API key"}}
+# FastAPI's own OpenTelemetry hooks (in the FastAPI versions that have them) look the
+# providers up in the environment on every request, about a tenth of a feedback event's
+# CPU; the service exports its own /metrics, so they are switched off.
+_NO_TELEMETRY = ({"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+                 if "telemetry" in inspect.signature(FastAPI).parameters else {})
 
 
 def create_app(config: ServeConfig) -> FastAPI:
@@ -45,7 +51,7 @@ def create_app(config: ServeConfig) -> FastAPI:
     service = Service(open_log(config.database_url()), config, metrics)
     app = FastAPI(title="liveq recommendation service", version="1",
                   description="Recommends live streams with a trained liveq policy and logs "
-                              "every decision for learning and evaluation.")
+                              "every decision for learning and evaluation.", **_NO_TELEMETRY)
     _handlers(app)
 
     def admin(x_api_key: Annotated[str | None, Header()] = None) -> None:
