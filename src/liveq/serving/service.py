@@ -25,7 +25,7 @@ from liveq.serving.explain import explain
 from liveq.serving.group_commit import GroupCommit
 from liveq.serving.metrics import Metrics
 from liveq.serving.model import ServedModel, load_model, model_version
-from liveq.serving.policy_log import arm_of, decide, log_draw
+from liveq.serving.policy_log import arm_of, decide, finite_or_none, log_draw
 from liveq.serving.routing import Routing
 from liveq.serving.schemas import Catalogue, Feedback, FeedbackBatch, RecommendRequest
 from liveq.serving.settings import ServeConfig
@@ -358,7 +358,8 @@ def _clock(body: RecommendRequest, at: float) -> float:
 def _items(fields: dict[str, Any]) -> list[dict[str, Any]]:
     """The shown items of a decision, best first, with score and rank probability."""
     probs = fields["item_probabilities"] or [None] * len(fields["slate"])
-    return [{"streamer_id": streamer, "rank": rank, "score": fields["scores"][position],
+    return [{"streamer_id": streamer, "rank": rank,
+             "score": finite_or_none(fields["scores"][position]),
              "probability": probs[rank]}
             for rank, (streamer, position) in enumerate(zip(fields["slate"],
                                                             fields["slate_positions"],
