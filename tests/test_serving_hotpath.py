@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 
 from liveq.core.errors import RequestError
 from liveq.serving import store
@@ -17,6 +17,7 @@ from liveq.serving.catalogue_cache import CatalogueCache
 from liveq.serving.db import open_log, reading
 from liveq.serving.group_commit import GroupCommit
 from liveq.serving.tables import streamers
+from serving_support import new_postgres_database, postgres_url  # noqa: F401
 
 
 @pytest.fixture
@@ -40,8 +41,18 @@ def _same(a, b) -> None:
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
 
 
-def test_catalogue_cache_follows_every_kind_of_change(engine):
-    cache, at = CatalogueCache(), 1_000_000.0
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_engine(request, tmp_path):
+    """A fresh log on SQLite (the cache's version row) and PostgreSQL (its fingerprint)."""
+    url = (f"sqlite:///{tmp_path / 'log.db'}" if request.param == "sqlite" else
+           new_postgres_database(request.getfixturevalue("postgres_url")))
+    engine = open_log(url)
+    yield engine
+    engine.dispose()
+
+
+def test_catalogue_cache_follows_every_kind_of_change(any_engine):
+    engine, cache, at = any_engine, CatalogueCache(), 1_000_000.0
     with engine.begin() as conn:
         for i in range(1, 6):
             store.upsert_streamer(conn, _streamer(i, at))
@@ -59,6 +70,18 @@ def test_catalogue_cache_follows_every_kind_of_change(engine):
         store.set_live(conn, "s3", False, at + 140.0)
         store.upsert_streamer(conn, {**_streamer(4, at + 150.0), "topic": [1.0, 0.0, 0.0]})
     check(at + 160.0)
+    with engine.begin() as conn:  # any writer that keeps updated_at, not only the store
+        conn.execute(update(streamers).where(streamers.c.streamer_id == "s5")
+                     .values(viewers=77.0, updated_at=at + 162.0))
+    check(at + 165.0)
+    if engine.dialect.name == "sqlite":  # the version row's triggers see any write at all
+        with engine.begin() as conn:
+            conn.execute(update(streamers).where(streamers.c.streamer_id == "s5")
+                         .values(viewers=78.0))
+        check(at + 166.0)
+    with engine.begin() as conn:
+        conn.execute(delete(streamers).where(streamers.c.streamer_id == "s1"))
+    check(at + 170.0)
     with reading(engine) as conn:
         assert "s3" not in cache.live(conn, at + 160.0).ids
         assert cache.live(conn, at).topic[cache.live(conn, at).index["s4"]].tolist() == [
