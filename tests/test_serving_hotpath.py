@@ -5,6 +5,7 @@ per write."""
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -197,3 +198,25 @@ def test_a_merge_that_raises_fails_only_its_items(engine):
     assert kept.result(10) is None
     with reading(engine) as conn:
         assert store.live_catalogue(conn, at).ids == ["s8"]
+
+
+def test_the_service_engine_checkpoints_the_wal_in_the_background(tmp_path):
+    """Its connections never checkpoint in a commit; the thread copies the WAL's pages into
+    the database file within a few intervals of the writes."""
+    path = tmp_path / "log.db"
+    engine = open_log(f"sqlite:///{path}", background_checkpoints=True)
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+            conn.rollback()
+        time.sleep(0.6)  # the migrations' pages are checkpointed
+        before = path.stat().st_size
+        with engine.begin() as conn:
+            for i in range(1, 2001):
+                store.upsert_streamer(conn, _streamer(i, 1_000.0))
+        deadline = time.monotonic() + 10.0
+        while path.stat().st_size == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert path.stat().st_size > before + 100_000  # the rows reached the database file
+    finally:
+        engine.dispose()

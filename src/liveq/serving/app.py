@@ -48,7 +48,8 @@ def create_app(config: ServeConfig) -> FastAPI:
     # oversubscribe the cores the request threads already use.
     torch.set_num_threads(1)
     metrics = Metrics()
-    service = Service(open_log(config.database_url()), config, metrics)
+    service = Service(open_log(config.database_url(), background_checkpoints=True), config,
+                      metrics)
     app = FastAPI(title="liveq recommendation service", version="1",
                   description="Recommends live streams with a trained liveq policy and logs "
                               "every decision for learning and evaluation.", **_NO_TELEMETRY)
