@@ -37,6 +37,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 ADVISORY_LOCK_ID = 7_311_402_014  # any constant shared by every liveq service
 BUSY_TIMEOUT_MS = 30_000
 READ_ONLY = "liveq_read_only"  # execution option of `reading` connections
+_READ_BEGIN, _WRITE_BEGIN = "BEGIN DEFERRED", "BEGIN IMMEDIATE"
 
 
 def normalise_url(url: str) -> str:
@@ -84,8 +85,10 @@ def reading(engine: Engine) -> Connection:
 
 
 def _sqlite_begin(conn: Connection) -> None:
-    mode = "DEFERRED" if conn.get_execution_options().get(READ_ONLY) else "IMMEDIATE"
-    conn.exec_driver_sql(f"BEGIN {mode}")
+    # on the driver's connection itself: through `exec_driver_sql` SQLAlchemy's execution
+    # machinery added about 10 us to every transaction (measured, busy machine)
+    read_only = conn.get_execution_options().get(READ_ONLY)
+    conn.connection.driver_connection.execute(_READ_BEGIN if read_only else _WRITE_BEGIN)
 
 
 def _sqlite_connect(dbapi_connection, _record) -> None:
