@@ -22,6 +22,7 @@ JSON-shaped lists and dicts of any other writer (numbers as float64, `None` as N
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 from typing import Any
@@ -37,29 +38,41 @@ _LENGTH = struct.Struct("<I")
 def pack(value: Any) -> bytes:
     """`value` (an array, a nested list of numbers, or a dict of those) as packed bytes."""
     if isinstance(value, dict):
-        kind, names, arrays = "dict", list(value), [_array(v) for v in value.values()]
+        kind, names, arrays = "dict", tuple(value), [_array(v) for v in value.values()]
     else:
-        kind, names, arrays = "array", [""], [_array(value)]
-    header = json.dumps({"kind": kind, "arrays": [
-        [name, a.dtype.str, list(a.shape)] for name, a in zip(names, arrays, strict=True)]},
-        separators=(",", ":")).encode()
-    return b"".join([MAGIC, _LENGTH.pack(len(header)), header,
-                     *(a.tobytes() for a in arrays)])
+        kind, names, arrays = "array", ("",), [_array(value)]
+    layout = tuple((name, a.dtype.str, a.shape) for name, a in zip(names, arrays,
+                                                                  strict=True))
+    return b"".join([_head(kind, layout), *(a.tobytes() for a in arrays)])
+
+
+@functools.lru_cache(maxsize=256)
+def _head(kind: str, layout: tuple) -> bytes:
+    """Magic, length and header of a layout (a service logs a handful of layouts)."""
+    header = json.dumps({"kind": kind, "arrays": [[n, d, list(s)] for n, d, s in layout]},
+                        separators=(",", ":")).encode()
+    return MAGIC + _LENGTH.pack(len(header)) + header
 
 
 def unpack(data: bytes) -> Any:
     """The JSON-shaped value `pack` packed (lists of Python numbers, NaN as None)."""
     (size,) = _LENGTH.unpack_from(data, len(MAGIC))
     start = len(MAGIC) + _LENGTH.size
-    header = json.loads(data[start:start + size])
+    kind, layout = _layout(data[start:start + size])
     offset, values = start + size, {}
-    for name, dtype, shape in header["arrays"]:
-        dtype = np.dtype(dtype)
-        count = int(np.prod(shape, dtype=np.int64))
+    for name, dtype, shape, count in layout:
         array = np.frombuffer(data, dtype, count, offset).reshape(shape)
         offset += count * dtype.itemsize
         values[name] = _as_json(array)
-    return values if header["kind"] == "dict" else values[""]
+    return values if kind == "dict" else values[""]
+
+
+@functools.lru_cache(maxsize=256)
+def _layout(header: bytes) -> tuple[str, tuple]:
+    parsed = json.loads(header)
+    return parsed["kind"], tuple(
+        (name, np.dtype(dtype), tuple(shape), int(np.prod(shape, dtype=np.int64)))
+        for name, dtype, shape in parsed["arrays"])
 
 
 def _array(value: Any) -> np.ndarray:
