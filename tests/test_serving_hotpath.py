@@ -220,3 +220,22 @@ def test_the_service_engine_checkpoints_the_wal_in_the_background(tmp_path):
         assert path.stat().st_size > before + 100_000  # the rows reached the database file
     finally:
         engine.dispose()
+
+
+def test_writes_that_queue_while_another_worker_commits_share_one_commit(engine):
+    """The writer takes its batch once it holds the write lock: writes that arrive while
+    another process's commit holds it all go into the next commit."""
+    from liveq.serving.db import WriteLock
+
+    writes = GroupCommit(engine)
+    other = WriteLock(engine)  # another worker's writer, in the middle of its commit
+    with other:
+        first = writes.submit(lambda conn: store.upsert_streamer(conn, _streamer(1, 1.0)))
+        time.sleep(0.3)  # the writer has taken the first write and waits for the lock
+        rest = [writes.submit(lambda conn, i=i: store.upsert_streamer(conn, _streamer(i, 1.0)))
+                for i in range(2, 11)]
+        time.sleep(0.1)
+        assert writes.batches == 0 and not first.done()
+    for done in [first, *rest]:
+        done.result(timeout=30)
+    assert (writes.batches, writes.writes) == (1, 10)
