@@ -209,7 +209,7 @@ def test_the_service_engine_checkpoints_the_wal_in_the_background(tmp_path):
         with engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
             conn.rollback()
-        time.sleep(0.6)  # the migrations' pages are checkpointed
+        time.sleep(1.5)  # the migrations' pages are checkpointed
         before = path.stat().st_size
         with engine.begin() as conn:
             for i in range(1, 2001):

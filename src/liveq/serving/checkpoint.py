@@ -25,7 +25,7 @@ import time
 import weakref
 from typing import Any
 
-INTERVAL_S = 0.25
+INTERVAL_S = 1.0
 log = logging.getLogger(__name__)
 
 
