@@ -16,6 +16,8 @@ lists (`liveq.serving.packed`).
   counters, follows, history; see `liveq.serving.viewers.ViewerState`).
 * `decisions`: one row per recommendation; see `DECISION_COLUMNS`.
 * `events`: feedback, one row per accepted idempotency key.
+* `catalogue_version` (SQLite only, migration 0006; not in `metadata`): one row counting
+  the changes of `streamers`, kept by triggers, for the catalogue cache's check.
 """
 
 from __future__ import annotations
