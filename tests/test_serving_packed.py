@@ -119,3 +119,22 @@ def test_a_log_spanning_migration_0005_joins_bit_for_bit(fresh_url):
     for key in joins[0]:
         if key not in ("obs", "next_obs"):
             assert np.asarray(joins[0][key]).tobytes() == np.asarray(joins[1][key]).tobytes()
+
+
+def test_downgrade_writes_packed_rows_back_as_json(fresh_url):
+    engine = open_log(fresh_url)
+    fields = _fields(3)
+    with engine.begin() as conn:
+        store.insert_decision(conn, _row("d1", 1.0, fields))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.connect() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0004")
+        conn.commit()
+        raw = conn.execute(sa.text("SELECT features, scores, probabilities FROM decisions")
+                           ).one()
+    engine.dispose()
+    want = json.loads(json.dumps(_as_json(fields)))
+    got = [json.loads(v) if isinstance(v, str | bytes) else v for v in raw]
+    assert got == [want["features"], want["scores"], want["probabilities"]]
