@@ -176,3 +176,20 @@ def postgres_url():
     url = cluster.start()
     yield url
     cluster.stop()
+
+
+def new_postgres_database(base_url: str) -> str:
+    """The URL of a new, empty database in the cluster at `base_url` (a test that
+    migrates from an old schema, or must not share rows with other tests)."""
+    import uuid
+
+    from sqlalchemy import create_engine
+
+    from liveq.serving.db import normalise_url
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalise_url(base_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    admin.dispose()
+    return base_url.rsplit("/", 1)[0] + f"/{name}"

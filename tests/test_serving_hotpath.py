@@ -5,11 +5,12 @@ per write."""
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 
 from liveq.core.errors import RequestError
 from liveq.serving import store
@@ -17,6 +18,7 @@ from liveq.serving.catalogue_cache import CatalogueCache
 from liveq.serving.db import open_log, reading
 from liveq.serving.group_commit import GroupCommit
 from liveq.serving.tables import streamers
+from serving_support import new_postgres_database, postgres_url  # noqa: F401
 
 
 @pytest.fixture
@@ -40,8 +42,18 @@ def _same(a, b) -> None:
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
 
 
-def test_catalogue_cache_follows_every_kind_of_change(engine):
-    cache, at = CatalogueCache(), 1_000_000.0
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_engine(request, tmp_path):
+    """A fresh log on SQLite (the cache's version row) and PostgreSQL (its fingerprint)."""
+    url = (f"sqlite:///{tmp_path / 'log.db'}" if request.param == "sqlite" else
+           new_postgres_database(request.getfixturevalue("postgres_url")))
+    engine = open_log(url)
+    yield engine
+    engine.dispose()
+
+
+def test_catalogue_cache_follows_every_kind_of_change(any_engine):
+    engine, cache, at = any_engine, CatalogueCache(), 1_000_000.0
     with engine.begin() as conn:
         for i in range(1, 6):
             store.upsert_streamer(conn, _streamer(i, at))
@@ -59,6 +71,18 @@ def test_catalogue_cache_follows_every_kind_of_change(engine):
         store.set_live(conn, "s3", False, at + 140.0)
         store.upsert_streamer(conn, {**_streamer(4, at + 150.0), "topic": [1.0, 0.0, 0.0]})
     check(at + 160.0)
+    with engine.begin() as conn:  # any writer that keeps updated_at, not only the store
+        conn.execute(update(streamers).where(streamers.c.streamer_id == "s5")
+                     .values(viewers=77.0, updated_at=at + 162.0))
+    check(at + 165.0)
+    if engine.dialect.name == "sqlite":  # the version row's triggers see any write at all
+        with engine.begin() as conn:
+            conn.execute(update(streamers).where(streamers.c.streamer_id == "s5")
+                         .values(viewers=78.0))
+        check(at + 166.0)
+    with engine.begin() as conn:
+        conn.execute(delete(streamers).where(streamers.c.streamer_id == "s1"))
+    check(at + 170.0)
     with reading(engine) as conn:
         assert "s3" not in cache.live(conn, at + 160.0).ids
         assert cache.live(conn, at).topic[cache.live(conn, at).index["s4"]].tolist() == [
@@ -174,3 +198,44 @@ def test_a_merge_that_raises_fails_only_its_items(engine):
     assert kept.result(10) is None
     with reading(engine) as conn:
         assert store.live_catalogue(conn, at).ids == ["s8"]
+
+
+def test_the_service_engine_checkpoints_the_wal_in_the_background(tmp_path):
+    """Its connections never checkpoint in a commit; the thread copies the WAL's pages into
+    the database file within a few intervals of the writes."""
+    path = tmp_path / "log.db"
+    engine = open_log(f"sqlite:///{path}", background_checkpoints=True)
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+            conn.rollback()
+        time.sleep(1.5)  # the migrations' pages are checkpointed
+        before = path.stat().st_size
+        with engine.begin() as conn:
+            for i in range(1, 2001):
+                store.upsert_streamer(conn, _streamer(i, 1_000.0))
+        deadline = time.monotonic() + 10.0
+        while path.stat().st_size == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert path.stat().st_size > before + 100_000  # the rows reached the database file
+    finally:
+        engine.dispose()
+
+
+def test_writes_that_queue_while_another_worker_commits_share_one_commit(engine):
+    """The writer takes its batch once it holds the write lock: writes that arrive while
+    another process's commit holds it all go into the next commit."""
+    from liveq.serving.db import WriteLock
+
+    writes = GroupCommit(engine)
+    other = WriteLock(engine)  # another worker's writer, in the middle of its commit
+    with other:
+        first = writes.submit(lambda conn: store.upsert_streamer(conn, _streamer(1, 1.0)))
+        time.sleep(0.3)  # the writer has taken the first write and waits for the lock
+        rest = [writes.submit(lambda conn, i=i: store.upsert_streamer(conn, _streamer(i, 1.0)))
+                for i in range(2, 11)]
+        time.sleep(0.1)
+        assert writes.batches == 0 and not first.done()
+    for done in [first, *rest]:
+        done.result(timeout=30)
+    assert (writes.batches, writes.writes) == (1, 10)

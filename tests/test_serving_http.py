@@ -276,3 +276,26 @@ def test_feedback_batch_commits_each_event_once_and_refuses_bad_ones_alone(clien
             events.c.idempotency_key.like(f"%-{tag}"))).all()
     engine.dispose()
     assert sorted(logged) == [(f"b1-{tag}", "impression"), (f"b2-{tag}", "watch")]
+
+
+def test_a_worker_app_freezes_its_startup_objects(tiny_run, tmp_path, monkeypatch):
+    """uvicorn's worker factory hides the objects alive after startup from the garbage
+    collector, so no full collection walks them while requests wait."""
+    import dataclasses
+    import gc
+    import json
+
+    from liveq.serving.app import CONFIG_ENV, app_from_environment
+    from liveq.serving.settings import serve_config
+
+    config = serve_config(model=str(tiny_run), state_dir=str(tmp_path / "state"))
+    monkeypatch.setenv(CONFIG_ENV, json.dumps(dataclasses.asdict(config)))
+    from liveq.serving.db import open_log
+    from liveq.serving.service import startup_model
+    startup_model(open_log(config.database_url()), config.model)
+    gc.unfreeze()
+    try:
+        app_from_environment()
+        assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()

@@ -87,7 +87,7 @@ def test_migrations_run_once_when_repeated(tmp_path):
         engine = open_log(url)
         with engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT version_num FROM alembic_version"
-                                        ).scalar() == "0004"
+                                        ).scalar() == "0006"
         engine.dispose()
 
 

@@ -79,22 +79,29 @@ class GroupCommit:
 
     def _loop(self) -> None:
         while True:
-            batch = [self._queue.get()]
-            while len(batch) < self.max_batch:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            # A request awaited on the event loop is cancelled when its client goes
-            # away; its write is dropped (nothing was answered), and the others' futures
-            # are marked running so none can be cancelled after its write committed.
-            batch = [item for item in batch if item[1].set_running_or_notify_cancel()]
-            if batch:
-                self._commit(batch)
+            first = self._queue.get()
+            # The batch is taken once this process holds the write lock: while another
+            # worker's commit (and its fsync) holds it, the writes that arrive here
+            # queue and go into this commit, instead of waiting for the next one.
+            with self._lock:
+                batch = [first]
+                while len(batch) < self.max_batch:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                # A request awaited on the event loop is cancelled when its client goes
+                # away; its write is dropped (nothing was answered), and the others'
+                # futures are marked running so none can be cancelled after its write
+                # committed.
+                batch = [item for item in batch if item[1].set_running_or_notify_cancel()]
+                if batch:
+                    self._commit(batch)
 
     def _commit(self, batch: list[tuple[Callable, Future]]) -> None:
+        """Commit `batch` (the write lock is held)."""
         try:
-            with self._lock, self.engine.begin() as conn:
+            with self.engine.begin() as conn:
                 outcomes = _run_batch(conn, [work for work, _ in batch])
         except Exception as exc:  # noqa: BLE001  (the commit failed: nothing is durable)
             if len(batch) == 1:

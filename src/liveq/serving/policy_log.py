@@ -2,7 +2,8 @@
 
 `decide` returns the shown slate with exact probabilities and the decision's log row:
 the full candidate table, the features the policy saw, every candidate's score and
-per-rank probability, the slate and its probability.
+per-rank probability (numpy arrays, packed as they are into the log), the slate and its
+probability.
 """
 
 from __future__ import annotations
@@ -41,10 +42,9 @@ def arm_of(viewer_id: str, arms: list[dict[str, Any]]) -> dict[str, Any] | None:
             return arm
     return arms[-1]
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value if np.isfinite(value) else None
+def finite_or_none(value: float) -> float | None:
+    """A score as the answer and the log give it: None when it is not finite."""
+    return float(value) if np.isfinite(value) else None
 
 def decide(model: ServedModel, catalogue: Catalogue, state: ViewerState, k: int,
            exploration: dict[str, Any], decision_id: str, clock: float) -> dict[str, Any]:
@@ -64,13 +64,13 @@ def decide(model: ServedModel, catalogue: Catalogue, state: ViewerState, k: int,
     except UsageError:  # softmax slates too large to enumerate; scores rebuild them
         probs, item_probs = None, None
     ids = [catalogue.ids[r] if r >= 0 else None for r in rows.tolist()]
-    return {
+    scores = np.asarray(scores, np.float64)
+    return {  # arrays as they are: the log packs them (`liveq.serving.packed`)
         "candidates": ids,
-        "features": {"viewer": obs["viewer"][0].tolist(),
-                     "candidates": obs["candidates"][0].tolist(),
-                     "mask": obs["mask"][0].tolist()},
-        "scores": _clean(np.asarray(scores, np.float64).tolist()),
-        "probabilities": None if probs is None else probs.tolist(),
+        "features": {"viewer": obs["viewer"][0], "candidates": obs["candidates"][0],
+                     "mask": obs["mask"][0]},
+        "scores": np.where(np.isfinite(scores), scores, np.nan),  # NaN: logged as null
+        "probabilities": probs,
         "slate": [ids[c] for c in slate.tolist()],
         "slate_positions": slate.tolist(),
         "slate_probability": float(action.propensities[0]) if n_allowed else 1.0,

@@ -20,18 +20,18 @@ from liveq.core.errors import LiveqError, RequestError
 from liveq.serving import store
 from liveq.serving.catalogue_cache import CatalogueCache
 from liveq.serving.db import reading
+from liveq.serving.decision_log import log_decision, log_decisions
 from liveq.serving.event_log import log_events
 from liveq.serving.explain import explain
 from liveq.serving.group_commit import GroupCommit
 from liveq.serving.metrics import Metrics
 from liveq.serving.model import ServedModel, load_model, model_version
-from liveq.serving.policy_log import arm_of, decide, log_draw
+from liveq.serving.policy_log import arm_of, decide, finite_or_none, log_draw
 from liveq.serving.routing import Routing
 from liveq.serving.schemas import Catalogue, Feedback, FeedbackBatch, RecommendRequest
 from liveq.serving.settings import ServeConfig
 from liveq.serving.viewers import (
     ViewerState,
-    begin_step,
     end_session,
     record_click,
     record_follow,
@@ -124,8 +124,11 @@ class Service:
         answer, row = await loop.run_in_executor(self._threads, self._decide, body)
         if row is None:  # the request key's first answer
             return answer
+        item = (body.viewer_id, row, self._models[row["model_version"]].settings)
         first = await asyncio.wrap_future(
-            self._writes.submit(self._decision_write(body.viewer_id, row)))
+            self._writes.submit(lambda conn: self._log_decision(conn, item))
+            if body.idempotency_key is not None else
+            self._writes.submit_merged(self._log_decisions, item))
         if first is not None:  # a concurrent request with the same key was first
             return self._repeat_decision(first, body)
         self.metrics.decision(answer["arm"])
@@ -203,31 +206,12 @@ class Service:
                 "slate_probability": fields["slate_probability"],
                 "item_probabilities": fields["item_probabilities"]}
 
-    def _decision_write(self, viewer_id: str, row: dict[str, Any]):
-        """The write that logs the decision and advances the viewer's step, in one
-        transaction (grouped with others'). The state is re-read under the lock so
-        concurrent feedback is not overwritten. It returns the first decision of the
-        row's request key when another request logged it first (then nothing is
-        written), else None."""
-        model_settings = self._models[row["model_version"]].settings
-        key, at = row.get("request_key"), row["created_at"]
+    def _log_decisions(self, conn, items: list) -> list:
+        """The merge of decisions without a request key (`decision_log`)."""
+        return log_decisions(conn, items, self.config.session_gap_minutes)
 
-        def write(conn) -> dict[str, Any] | None:
-            fresh = ViewerState.new(model_settings).to_json()
-            state = ViewerState.from_json(store.lock_viewer(conn, viewer_id, at, fresh),
-                                          model_settings)
-            first = None if key is None else store.decision_by_key(conn, key)
-            if first is not None:
-                return first
-            start_session_if_due(state, at, self.config.session_gap_minutes)
-            row["session_id"], row["session_step"] = state.session_id, state.session_steps
-            begin_step(state, model_settings, at)
-            if not store.insert_decision(conn, row):
-                return store.decision_by_key(conn, key)
-            store.save_viewer(conn, viewer_id, state.to_json(), at)
-            return None
-
-        return write
+    def _log_decision(self, conn, item) -> dict[str, Any] | None:
+        return log_decision(conn, item, self.config.session_gap_minutes)
 
     # --- feedback ----------------------------------------------------------------------
     async def feedback(self, body: Feedback) -> dict[str, Any]:
@@ -358,7 +342,8 @@ def _clock(body: RecommendRequest, at: float) -> float:
 def _items(fields: dict[str, Any]) -> list[dict[str, Any]]:
     """The shown items of a decision, best first, with score and rank probability."""
     probs = fields["item_probabilities"] or [None] * len(fields["slate"])
-    return [{"streamer_id": streamer, "rank": rank, "score": fields["scores"][position],
+    return [{"streamer_id": streamer, "rank": rank,
+             "score": finite_or_none(fields["scores"][position]),
              "probability": probs[rank]}
             for rank, (streamer, position) in enumerate(zip(fields["slate"],
                                                             fields["slate_positions"],

@@ -118,6 +118,39 @@ def save_viewer(conn: Connection, viewer_id: str, state: dict, at: float) -> Non
         conn.execute(_NEW_VIEWER, {"viewer_id": viewer_id, "state": state, "updated_at": at})
 
 
+def viewer_states(conn: Connection, ids: list[str]) -> dict[str, dict]:
+    """The stored states of the known viewers among `ids`, locked for this transaction on
+    PostgreSQL (in id order, so two workers lock shared viewers in the same order)."""
+    query = _viewer_states(conn.dialect.name)
+    return {r.viewer_id: r.state for r in conn.execute(query, {"ids": ids})}
+
+
+@functools.cache
+def _viewer_states(dialect: str):
+    query = (select(viewers.c.viewer_id, viewers.c.state)
+             .where(viewers.c.viewer_id.in_(bindparam("ids", expanding=True)))
+             .order_by(viewers.c.viewer_id))
+    return query.with_for_update() if dialect == "postgresql" else query
+
+
+def save_viewers(conn: Connection, saved: list[tuple[str, dict, float]]) -> None:
+    """Update the states of known viewers: `(viewer_id, state, at)` (one statement)."""
+    if saved:
+        conn.execute(_SAVE_VIEWER, [{"vid": v, "new_state": s, "new_at": at}
+                                    for v, s, at in saved])
+
+
+def insert_new_viewers(conn: Connection, new: list[tuple[str, dict, float]]) -> int:
+    """Create viewers `(viewer_id, state, at)` (one statement); how many were created
+    (fewer when another transaction created some of them first; those are left as
+    that transaction wrote them)."""
+    if not new:
+        return 0
+    done = conn.execute(_new_viewers_returning(conn.dialect.name),
+                        [{"viewer_id": v, "state": s, "updated_at": at} for v, s, at in new])
+    return len(done.all())
+
+
 def lock_viewer(conn: Connection, viewer_id: str, at: float, fresh: dict) -> dict:
     """The viewer's state, locked for this transaction; created as `fresh` when new.
 
@@ -140,6 +173,11 @@ def _new_viewer_if_absent(dialect: str):
     return insert(viewers).on_conflict_do_nothing(index_elements=["viewer_id"])
 
 
+@functools.cache
+def _new_viewers_returning(dialect: str):
+    return _new_viewer_if_absent(dialect).returning(viewers.c.viewer_id)
+
+
 _NEW_DECISION = decisions.insert()
 _DECISION_BY_KEY = select(decisions.c.viewer_id, decisions.c.response).where(
     decisions.c.request_key == bindparam("key"))
@@ -159,6 +197,12 @@ def _insert_keyed_decision(dialect: str):
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return (insert(decisions).on_conflict_do_nothing(index_elements=["request_key"])
             .returning(decisions.c.decision_id))
+
+
+def insert_decisions(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Log decisions without request keys (one multi-row statement)."""
+    if rows:
+        conn.execute(_NEW_DECISION, rows)
 
 
 def decision_by_key(conn: Connection, key: str) -> dict[str, Any] | None:

@@ -1,7 +1,9 @@
 """The decision log's tables (SQLAlchemy Core), as the migrations in `migrations/` create them.
 
 Times are UNIX seconds (float) in every table, so SQLite and PostgreSQL store the same
-numbers and the reward join can replay them exactly. JSON columns hold arrays as lists.
+numbers and the reward join can replay them exactly. JSON columns hold arrays as lists;
+the decisions' features, scores and probabilities are packed binary read back as the same
+lists (`liveq.serving.packed`).
 
 * `models`: every registered model: `version`, `run_path`, `status` (live, candidate,
   retired), `created_at`, `promoted_at`, `retired_at`, `gate` (the promotion gate's last
@@ -14,6 +16,8 @@ numbers and the reward join can replay them exactly. JSON columns hold arrays as
   counters, follows, history; see `liveq.serving.viewers.ViewerState`).
 * `decisions`: one row per recommendation; see `DECISION_COLUMNS`.
 * `events`: feedback, one row per accepted idempotency key.
+* `catalogue_version` (SQLite only, migration 0006; not in `metadata`): one row counting
+  the changes of `streamers`, kept by triggers, for the catalogue cache's check.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from sqlalchemy import (
     Table,
     Text,
 )
+
+from liveq.serving.packed import PackedArrays
 
 metadata = MetaData()
 
@@ -120,9 +126,9 @@ decisions = Table(
     Column("candidates", JSON, nullable=False),
     Column("logged", Boolean, nullable=False),
     Column("log_probability", Float, nullable=False),
-    Column("features", JSON),
-    Column("scores", JSON),
-    Column("probabilities", JSON),
+    Column("features", PackedArrays),  # packed binary since migration 0005
+    Column("scores", PackedArrays),
+    Column("probabilities", PackedArrays),
     Column("slate", JSON, nullable=False),
     Column("slate_positions", JSON, nullable=False),
     Column("slate_probability", Float, nullable=False),
