@@ -124,7 +124,9 @@ class CandidateQNetwork(nn.Module):
         from_viewer = F.linear(viewer_code, first.weight[:, :width], first.bias)  # (batch, h)
         from_candidates = F.linear(candidates, first.weight[:, width:])  # (batch, K, h)
         hidden = from_candidates + from_viewer.unsqueeze(1)
-        scores = self.head[1:](hidden)  # (batch, K, outputs)
+        for layer in itertools.islice(self.head, 1, None):  # head[1:] would build a module
+            hidden = layer(hidden)
+        scores = hidden  # (batch, K, outputs)
         return scores.squeeze(-1) if scores.shape[-1] == 1 else scores
 
 
