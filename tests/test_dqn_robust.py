@@ -11,7 +11,7 @@ from liveq.buffers.replay import ReplayBatch
 from liveq.core.config import ConfigError, from_dict
 from liveq.core.errors import CheckpointError
 from liveq.nets.averaged import WeightAverage
-from liveq.nets.decomposed import RewardFutureQNetwork, SharedRewardFutureQNetwork
+from liveq.nets.decomposed import RewardFutureQNetwork
 from liveq.nets.q_networks import obs_to_tensor
 
 BOX_SPACE = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
@@ -112,49 +112,3 @@ def test_reward_head_learns_the_immediate_reward():
 def test_config_rejects_a_bad_average():
     with pytest.raises(ConfigError, match="policy_average must be in"):
         from_dict(DQNConfig, {"policy_average": 1.0})
-
-
-def test_shared_reward_head_is_one_network_whose_two_outputs_sum_to_q():
-    learner = agent(reward_head=True, reward_head_shared=True)
-    net = learner.q_net
-    assert isinstance(net, SharedRewardFutureQNetwork)
-    two = agent(reward_head=True).q_net
-    assert sum(p.numel() for p in net.parameters()) < sum(p.numel() for p in two.parameters())
-    obs = obs_to_tensor(batch().obs)
-    with torch.no_grad():
-        reward, future = net.parts(obs)
-        assert reward.shape == future.shape == (8, 3)
-        torch.testing.assert_close(net(obs), reward + future, rtol=0, atol=0)
-        torch.testing.assert_close(net.reward(obs), reward, rtol=0, atol=0)
-
-
-def test_shared_reward_head_loss_adds_the_immediate_reward_regression():
-    learner = agent(reward_head=True, reward_head_shared=True, double=False)
-    b = batch()
-    obs, next_obs = obs_to_tensor(b.obs), obs_to_tensor(b.next_obs)
-    actions, rewards = torch.as_tensor(b.actions), torch.as_tensor(b.rewards)
-    with torch.no_grad():
-        target = td_target(rewards, torch.zeros(8), 0.9, learner.target_net(next_obs))
-        q = taken_q(learner.q_net(obs), actions)
-        r = taken_q(learner.q_net.reward(obs), actions)
-    huber = torch.nn.functional.smooth_l1_loss
-    expected = huber(q, target) + huber(r, rewards)
-    assert learner.update(b)["loss"] == pytest.approx(expected.item(), rel=1e-5)
-
-
-def test_shared_reward_head_on_candidates_and_its_config_checks():
-    space = gym.spaces.Dict({
-        "viewer": gym.spaces.Box(-1.0, 1.0, (5,), np.float32),
-        "candidates": gym.spaces.Box(-1.0, 1.0, (4, 3), np.float32),
-        "mask": gym.spaces.MultiBinary(4)})
-    learner = DQNAgent(space, gym.spaces.Discrete(4), DQNConfig(
-        hidden_sizes=[8, 8], reward_head=True, reward_head_shared=True), seed=0)
-    obs = obs_to_tensor({k: np.ones((2, *s.shape), np.float32) for k, s in space.items()})
-    with torch.no_grad():
-        reward, future = learner.q_net.parts(obs)
-    assert reward.shape == future.shape == (2, 4)
-    for bad, message in (({"reward_head_shared": True}, "needs reward_head"),
-                         ({"reward_head": True, "reward_head_shared": True, "dueling": True},
-                          "does not combine with dueling")):
-        with pytest.raises(ConfigError, match=message):
-            from_dict(DQNConfig, bad)

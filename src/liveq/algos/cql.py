@@ -55,9 +55,8 @@ class CQLAgent(DQNAgent):
 
     config: CQLConfig
 
-    def loss(self, q_values: torch.Tensor, b: QBatch, reward_q: torch.Tensor | None = None
-             ) -> tuple[torch.Tensor, dict[str, float]]:
-        td, stats = super().loss(q_values, b, reward_q)
+    def loss(self, q_values: torch.Tensor, b: QBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        td, stats = super().loss(q_values, b)
         penalty = cql_penalty(q_values, b.mask, b.actions)
         loss = td + self.config.cql_alpha * penalty
         return loss, {**stats, "loss": loss.item(), "td_loss": stats["loss"],

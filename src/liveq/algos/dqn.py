@@ -50,7 +50,7 @@ from liveq.buffers.replay import Priorities, ReplayBatch, ReplaySchedule
 from liveq.core.config import ConfigError, require
 from liveq.core.errors import CheckpointError
 from liveq.nets.averaged import WeightAverage
-from liveq.nets.decomposed import RewardFutureQNetwork, SharedRewardFutureQNetwork
+from liveq.nets.decomposed import RewardFutureQNetwork
 from liveq.nets.q_networks import load_weights, make_q_network, masked_q, obs_to_tensor
 from liveq.policies.base import Action, GreedyPolicy, Obs, action_mask
 from liveq.policies.explore import EpsilonGreedy, behaviour_epsilon, linear_schedule
@@ -109,9 +109,6 @@ class DQNConfig:
     reward_head: bool = False
     """Split Q into R + F (`liveq.nets.decomposed`) and regress R on the immediate reward
     (n-step: the n-step reward sum) beside the TD loss on the sum."""
-    reward_head_shared: bool = False
-    """With reward_head: R and F are two outputs of one network (the compute of a plain
-    Q-network) instead of two networks; not with dueling."""
     policy_average: float = 0.0
     """Decay of a moving average of the online weights that the greedy (evaluated, saved
     and served) policy uses (`liveq.nets.averaged`); 0 = the online weights themselves."""
@@ -141,10 +138,6 @@ class DQNConfig:
             require(0.0 <= value <= 1.0, f"{name} must be in [0, 1], got {value}")
         require(self.priority_eps > 0, f"priority_eps must be positive, got "
                 f"{self.priority_eps}")
-        require(self.reward_head or not self.reward_head_shared,
-                "reward_head_shared needs reward_head = true")
-        require(not (self.reward_head_shared and self.dueling),
-                "reward_head_shared does not combine with dueling (one output per action)")
         require(0.0 <= self.policy_average < 1.0,
                 f"policy_average must be in [0, 1), got {self.policy_average}")
 
@@ -231,15 +224,11 @@ def taken_q(q_values: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
 
 def seeded_q_network(obs_space: gym.Space, n_actions: int, hidden_sizes: list[int],
                      seed: np.random.SeedSequence, dueling: bool = False,
-                     reward_head: bool = False, shared: bool = False) -> torch.nn.Module:
+                     reward_head: bool = False) -> torch.nn.Module:
     """The Q-network for these spaces (with `reward_head`, a `RewardFutureQNetwork` of
-    two, or with `shared` too a `SharedRewardFutureQNetwork` of one with two outputs),
-    initialised from `seed` without touching torch's global generator."""
+    two), initialised from `seed` without touching torch's global generator."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed.generate_state(1)[0]))
-        if reward_head and shared:
-            return SharedRewardFutureQNetwork(make_q_network(obs_space, n_actions,
-                                                             hidden_sizes, outputs=2))
         net = make_q_network(obs_space, n_actions, hidden_sizes, dueling)
         if reward_head:
             net = RewardFutureQNetwork(net, make_q_network(obs_space, n_actions, hidden_sizes,
@@ -325,8 +314,7 @@ class DQNAgent:
         seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
         init_seq, act_seq = seq.spawn(2)
         self.q_net = seeded_q_network(obs_space, self.n_actions, config.hidden_sizes, init_seq,
-                                      config.dueling, config.reward_head,
-                                      config.reward_head_shared)
+                                      config.dueling, config.reward_head)
         self.target_net = copy.deepcopy(self.q_net).requires_grad_(False)
         # foreach: one kernel per step for all tensors, bit for bit the per-tensor loop's result
         self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=config.lr, foreach=True)
@@ -367,11 +355,7 @@ class DQNAgent:
         """One gradient step on `batch`; returns the loss and the mean Q of taken actions."""
         self._check_batch(batch)
         b = to_q_batch(batch)
-        if self.config.reward_head_shared:  # one pass gives R and F: Q = R + F, R's loss
-            reward_q, future_q = self.q_net.parts(b.obs)
-            loss, stats = self.loss(reward_q + future_q, b, reward_q)
-        else:
-            loss, stats = self.loss(self.q_net(b.obs), b)  # q_net(obs): (batch, n_actions)
+        loss, stats = self.loss(self.q_net(b.obs), b)  # q_net(obs): (batch, n_actions)
         gradient_step(self.optimizer, self.q_net.parameters(), loss, self.config.max_grad_norm)
         self.updates += 1
         self._update_target()
@@ -379,11 +363,8 @@ class DQNAgent:
             self.average.update(self.q_net)
         return stats
 
-    def loss(self, q_values: torch.Tensor, b: QBatch, reward_q: torch.Tensor | None = None
-             ) -> tuple[torch.Tensor, dict[str, float]]:
-        """The TD loss of `q_values` (batch, n_actions) against the (double) DQN target;
-        with `reward_head`, plus R's loss on the immediate reward (`reward_q`: R(obs) when
-        the caller has it, else computed here)."""
+    def loss(self, q_values: torch.Tensor, b: QBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        """The TD loss of `q_values` (batch, n_actions) against the (double) DQN target."""
         c = self.config
         with torch.no_grad():
             next_q_online = self.q_net(b.next_obs) if c.double else None
@@ -397,9 +378,8 @@ class DQNAgent:
         else:  # importance-weighted: each transition's loss times its weight
             losses = criterion(q_taken, target, reduction="none")
             if c.reward_head:  # R regressed on the immediate reward, as the myopic twin's
-                reward_q = self.q_net.reward(b.obs) if reward_q is None else reward_q
-                losses = losses + criterion(taken_q(reward_q, b.actions), b.rewards,
-                                            reduction="none")
+                losses = losses + criterion(taken_q(self.q_net.reward(b.obs), b.actions),
+                                            b.rewards, reduction="none")
             loss = losses.mean() if b.weights is None else (b.weights * losses).mean()
         return loss, {"loss": loss.item(), "q_mean": q_taken.mean().item()}
 

@@ -26,32 +26,3 @@ class RewardFutureQNetwork(nn.Module):
 
     def forward(self, obs: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
         return self.reward(obs) + self.future(obs)
-
-    def parts(self, obs: torch.Tensor | dict[str, torch.Tensor]
-              ) -> tuple[torch.Tensor, torch.Tensor]:
-        """`(R(obs), F(obs))`, each (batch, n_actions): the learner needs R on its own too,
-        and one pass of each network serves both."""
-        return self.reward(obs), self.future(obs)
-
-
-class SharedRewardFutureQNetwork(nn.Module):
-    """`R + F` as two outputs of one network: `body` maps observations to (batch,
-    n_actions, 2), R first. Both parts read the same hidden layers, so a pass costs what
-    one plain Q-network's does, where `RewardFutureQNetwork` runs two networks."""
-
-    def __init__(self, body: nn.Module):
-        super().__init__()
-        self.body = body
-
-    def forward(self, obs: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.body(obs).sum(dim=-1)
-
-    def parts(self, obs: torch.Tensor | dict[str, torch.Tensor]
-              ) -> tuple[torch.Tensor, torch.Tensor]:
-        """`(R(obs), F(obs))`, each (batch, n_actions), from one pass of the body."""
-        reward, future = self.body(obs).unbind(dim=-1)
-        return reward, future
-
-    def reward(self, obs: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
-        """R(obs) alone, (batch, n_actions)."""
-        return self.parts(obs)[0]

@@ -64,17 +64,14 @@ def dueling_q(value: torch.Tensor, advantages: torch.Tensor,
 
 class MLPQNetwork(nn.Module):
     """Q-values for every discrete action from a flat observation; with `dueling`, a shared
-    trunk feeds a value and an advantage layer. With `outputs` > 1 (no dueling), that many
-    values per action, (batch, n_actions, outputs)."""
+    trunk feeds a value and an advantage layer."""
 
     def __init__(self, obs_dim: int, n_actions: int, hidden: Sequence[int],
-                 dueling: bool = False, outputs: int = 1):
+                 dueling: bool = False):
         super().__init__()
-        if dueling and outputs != 1:
-            raise ConfigError("a dueling Q-network has one output per action")
-        self.dueling, self.outputs = dueling, outputs
+        self.dueling = dueling
         if not dueling:
-            self.net = mlp(obs_dim, hidden, n_actions * outputs)
+            self.net = mlp(obs_dim, hidden, n_actions)
             return
         self.trunk = mlp(obs_dim, hidden[:-1], hidden[-1])
         self.value = nn.Linear(hidden[-1], 1)
@@ -82,29 +79,22 @@ class MLPQNetwork(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         if not self.dueling:
-            q_values = self.net(obs)  # (batch, obs_dim) -> (batch, n_actions * outputs)
-            if self.outputs == 1:
-                return q_values
-            return q_values.reshape(len(q_values), -1, self.outputs)
+            return self.net(obs)  # (batch, obs_dim) -> (batch, n_actions)
         features = F.relu(self.trunk(obs))  # (batch, hidden[-1])
         return dueling_q(self.value(features).squeeze(1), self.advantage(features))
 
 
 class CandidateQNetwork(nn.Module):
     """Item-conditioned Q-values: one shared head scores each candidate for the viewer;
-    with `dueling` that score is the advantage and `value` reads the viewer's code. With
-    `outputs` > 1 (no dueling) the head gives that many scores per candidate, (batch, K,
-    outputs): parts of one Q-value that share all hidden layers."""
+    with `dueling` that score is the advantage and `value` reads the viewer's code."""
 
     def __init__(self, viewer_dim: int, cand_dim: int, hidden: Sequence[int],
-                 dueling: bool = False, outputs: int = 1):
+                 dueling: bool = False):
         super().__init__()
         if not hidden:
             raise ConfigError("hidden sizes: the candidate Q-network needs at least one layer")
-        if dueling and outputs != 1:
-            raise ConfigError("a dueling Q-network has one output per candidate")
         self.viewer_encoder = nn.Sequential(nn.Linear(viewer_dim, hidden[0]), nn.ReLU())
-        self.head = mlp(hidden[0] + cand_dim, hidden[1:], outputs)
+        self.head = mlp(hidden[0] + cand_dim, hidden[1:], 1)
         self.value = mlp(hidden[0], hidden[1:], 1) if dueling else None
 
     def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -116,8 +106,8 @@ class CandidateQNetwork(nn.Module):
 
     def candidate_scores(self, viewer_code: torch.Tensor,
                          candidates: torch.Tensor) -> torch.Tensor:
-        """The shared head on every (viewer, candidate) pair: (batch, K), or (batch, K,
-        outputs) with several outputs; candidates (batch, K, cand_dim)."""
+        """The shared head on every (viewer, candidate) pair: (batch, K); candidates
+        (batch, K, cand_dim)."""
         # The head's first layer on concat(viewer_code, candidate) splits into a viewer part,
         # computed once per row, plus a candidate part: same function, K times less work.
         first, width = self.head[0], viewer_code.shape[1]
@@ -126,8 +116,7 @@ class CandidateQNetwork(nn.Module):
         hidden = from_candidates + from_viewer.unsqueeze(1)
         for layer in itertools.islice(self.head, 1, None):  # head[1:] would build a module
             hidden = layer(hidden)
-        scores = hidden  # (batch, K, outputs)
-        return scores.squeeze(-1) if scores.shape[-1] == 1 else scores
+        return hidden.squeeze(-1)  # (batch, K)
 
 
 TRAINING_COPIES = 5  # online and target weights, gradients, Adam's two moments
@@ -146,14 +135,14 @@ def check_network_memory(in_dim: int, hidden: Sequence[int], out_dim: int) -> No
 
 
 def make_q_network(obs_space: gym.Space, n_actions: int, hidden: Sequence[int],
-                   dueling: bool = False, outputs: int = 1) -> nn.Module:
+                   dueling: bool = False) -> nn.Module:
     """The Q-network that fits `obs_space` (single-env space, not batched), with a
-    dueling head when asked, or `outputs` values per action (see the classes)."""
+    dueling head when asked."""
     if isinstance(obs_space, gym.spaces.Box):
-        check_network_memory(int(np.prod(obs_space.shape)), hidden, n_actions * outputs)
+        check_network_memory(int(np.prod(obs_space.shape)), hidden, n_actions)
         if len(obs_space.shape) != 1:
             raise ConfigError(f"DQN needs a flat Box observation, got shape {obs_space.shape}")
-        return MLPQNetwork(obs_space.shape[0], n_actions, hidden, dueling, outputs)
+        return MLPQNetwork(obs_space.shape[0], n_actions, hidden, dueling)
     if isinstance(obs_space, gym.spaces.Dict):
         missing = [k for k in CANDIDATE_KEYS if k not in obs_space.spaces]
         if missing:
@@ -164,8 +153,8 @@ def make_q_network(obs_space: gym.Space, n_actions: int, hidden: Sequence[int],
             raise ConfigError(
                 f"{n_candidates} candidates in the observation but {n_actions} actions"
             )
-        check_network_memory(viewer_dim + cand_dim, hidden, outputs)
-        return CandidateQNetwork(viewer_dim, cand_dim, hidden, dueling, outputs)
+        check_network_memory(viewer_dim + cand_dim, hidden, 1)
+        return CandidateQNetwork(viewer_dim, cand_dim, hidden, dueling)
     raise ConfigError(f"DQN cannot read observations of type {type(obs_space).__name__}")
 
 
