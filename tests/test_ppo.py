@@ -199,6 +199,29 @@ def test_ppo_solves_cartpole(tmp_path):
     assert summary["best_return"] >= 475.0
 
 
+# A2C (one plain policy-gradient step per short rollout, Adam) on CartPole-v1: with the
+# RL Zoo's settings (5-step rollouts, gae_lambda 1, raw advantages, entropy 0, lr 7e-4)
+# the greedy return of seeds 0 and 1 peaks at 282 and 410 and falls back to about 100
+# within 150,000 steps (seed 2 reaches 487 at 25,000); 8-step rollouts with gae_lambda
+# 0.95 and advantages normalised per rollout reach 500 at 35,000 steps on seeds 0-2 and
+# at least 475 within 60,000 on 5 of seeds 0-5 (seed 3: 394). The greedy policy still
+# swings after its peak (A2C's known instability), hence the early stop at the target,
+# as for PPO.
+CARTPOLE_A2C = {"n_steps": 8, "gae_lambda": 0.95, "normalize_advantages": True,
+                "entropy_coef": 0.0}
+
+
+@pytest.mark.slow
+def test_a2c_solves_cartpole(tmp_path):
+    config = cartpole_config("a2c", 60_000, **CARTPOLE_A2C)
+    config.train.eval_every, config.train.target_return = 5_000, 475.0
+    start = time.perf_counter()
+    summary = train(config, tmp_path)
+    print(f"A2C CartPole: best return {summary['best_return']} after "
+          f"{summary['env_steps']} env steps in {time.perf_counter() - start:.1f} s")
+    assert summary["best_return"] >= 475.0
+
+
 def small_livestream(steps: int):
     data = yaml.safe_load(shipped_configs()["livestream_small"].read_text())
     data["agent"] = {"name": "ppo", "ppo": {"n_steps": 7, "hidden_sizes": [16, 16]}}

@@ -242,8 +242,20 @@ def gradient_step(optimizer: torch.optim.Optimizer, params: Any, loss: torch.Ten
     optimizer.zero_grad()
     loss.backward()
     if max_grad_norm > 0:
-        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+        clip_grad_norm(params, max_grad_norm)
     optimizer.step()
+
+
+@torch.no_grad()
+def clip_grad_norm(params: Any, max_norm: float) -> None:
+    """`torch.nn.utils.clip_grad_norm_(params, max_norm)` for CPU float32 parameters, bit for
+    bit, without its per-call grouping by device and dtype (a tenth of a millisecond per
+    update, which adds up over DQN's thousands of small gradient steps)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
+    torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
 
 
 class GreedyQPolicy(GreedyPolicy):
@@ -304,7 +316,8 @@ class DQNAgent:
         self.q_net = seeded_q_network(obs_space, self.n_actions, config.hidden_sizes, init_seq,
                                       config.dueling, config.reward_head)
         self.target_net = copy.deepcopy(self.q_net).requires_grad_(False)
-        self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=config.lr)
+        # foreach: one kernel per step for all tensors, bit for bit the per-tensor loop's result
+        self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=config.lr, foreach=True)
         self.rng = np.random.default_rng(act_seq)
         online = GreedyQPolicy(self.q_net, self.n_actions, self.slate_size)
         self.average = (WeightAverage(self.q_net, config.policy_average)

@@ -218,27 +218,29 @@ class ReplayBuffer:
     def batch(self, idx: np.ndarray) -> ReplayBatch:
         """The transitions that start at rows `idx`: one step, or n-step windows."""
         if self.n_step == 1:
-            return ReplayBatch(
-                obs=self.codec.decode({k: v[idx] for k, v in self.obs.items()}),
-                actions=self.actions[idx],
-                rewards=self.rewards[idx],
-                next_obs=self.codec.decode({k: v[idx] for k, v in self.next_obs.items()}),
-                terminated=self.terminated[idx],
-            )
+            obs, next_obs = self.decode_pair(idx, idx)
+            return ReplayBatch(obs=obs, actions=self.actions[idx], rewards=self.rewards[idx],
+                               next_obs=next_obs, terminated=self.terminated[idx])
         window = self.windows(idx)  # (batch, n) rows
         ends = self.truncated[window] | (self.terminated[window] > 0)
         ends |= np.arange(self.n_step)[None, :] >= self.steps_stored(idx)[:, None] - 1
         nstep = n_step_returns(self.rewards[window], self.terminated[window] > 0, ends,
                                self.gamma)
         last = window[np.arange(len(idx)), nstep.last]
-        return ReplayBatch(
-            obs=self.codec.decode({k: v[idx] for k, v in self.obs.items()}),
-            actions=self.actions[idx],
-            rewards=nstep.returns,
-            next_obs=self.codec.decode({k: v[last] for k, v in self.next_obs.items()}),
-            terminated=self.terminated[last],
-            discounts=nstep.discounts,
-        )
+        obs, next_obs = self.decode_pair(idx, last)
+        return ReplayBatch(obs=obs, actions=self.actions[idx], rewards=nstep.returns,
+                           next_obs=next_obs, terminated=self.terminated[last],
+                           discounts=nstep.discounts)
+
+    def decode_pair(self, rows: np.ndarray, next_rows: np.ndarray) -> tuple[Obs, Obs]:
+        """The observations of `rows` and the next observations of `next_rows`, decoded in
+        one call of the codec (each call has a fixed cost; a sample needs both halves)."""
+        both = self.codec.decode({k: np.concatenate([v[rows], self.next_obs[k][next_rows]])
+                                  for k, v in self.obs.items()})
+        n = len(rows)
+        if isinstance(both, dict):
+            return {k: v[:n] for k, v in both.items()}, {k: v[n:] for k, v in both.items()}
+        return both[:n], both[n:]
 
     def windows(self, idx: np.ndarray) -> np.ndarray:
         """Rows (batch, n_step) of the same env's steps from `idx` on (rows past the newest

@@ -28,13 +28,25 @@ class WeightAverage:
             raise ValueError(f"decay must be in [0, 1), got {decay}")
         self.decay = decay
         self.module = copy.deepcopy(online).requires_grad_(False)
+        # The averaged tensors, split by kind once: `update` runs after every gradient step,
+        # and walking the module tree for each state_dict costs more than the arithmetic.
+        averaged = list(self.module.state_dict().values())
+        self._floating = [t.is_floating_point() for t in averaged]
+        self._lerped = [t for t, f in zip(averaged, self._floating, strict=True) if f]
+        self._copied = [t for t, f in zip(averaged, self._floating, strict=True) if not f]
 
     def update(self, online: nn.Module) -> None:
-        """Move every averaged tensor (buffers included) toward `online`'s."""
+        """Move every averaged tensor (buffers included) toward `online`'s: one fused lerp
+        over all floating tensors (bit for bit the per-tensor `lerp_`), a copy of the rest."""
+        new = list(online.state_dict().values())
+        if len(new) != len(self._floating):
+            raise ValueError(f"averaging {len(self._floating)} tensors, the network has "
+                             f"{len(new)}")
         with torch.no_grad():
-            for avg, new in zip(self.module.state_dict().values(),
-                                online.state_dict().values(), strict=True):
-                if avg.is_floating_point():
-                    avg.lerp_(new, 1.0 - self.decay)
-                else:
-                    avg.copy_(new)
+            torch._foreach_lerp_(self._lerped, [t for t, f in zip(new, self._floating,
+                                                                  strict=True) if f],
+                                 1.0 - self.decay)
+            for avg, value in zip(self._copied, [t for t, f in zip(new, self._floating,
+                                                                   strict=True) if not f],
+                                  strict=True):
+                avg.copy_(value)

@@ -114,7 +114,9 @@ class CandidateQNetwork(nn.Module):
         from_viewer = F.linear(viewer_code, first.weight[:, :width], first.bias)  # (batch, h)
         from_candidates = F.linear(candidates, first.weight[:, width:])  # (batch, K, h)
         hidden = from_candidates + from_viewer.unsqueeze(1)
-        return self.head[1:](hidden).squeeze(-1)  # (batch, K)
+        for layer in itertools.islice(self.head, 1, None):  # head[1:] would build a module
+            hidden = layer(hidden)
+        return hidden.squeeze(-1)  # (batch, K)
 
 
 TRAINING_COPIES = 5  # online and target weights, gradients, Adam's two moments
