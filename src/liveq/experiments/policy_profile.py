@@ -42,6 +42,8 @@ PICK_COLUMNS = ("followed", "current", "history_minutes", "is_new", "recent_over
 STEP_METRICS = ("clicked", "followed", "stay", "repeat", "new", "popular", "clickbait",
                 "overlap", "match", "watch_share")
 SESSION_METRICS = ("return", "length", "minutes", "returned", "arrived_returning")
+VIEWER_OFFSET_IS_NEW = len(VIEWER_FEATURES) - VIEWER_FEATURES.index("is_new")
+"""`is_new` counted from the end of the viewer row (topic blocks come first)."""
 
 
 class ProfileLog:
@@ -87,9 +89,6 @@ class ProfileLog:
         out["sessions"] = float(len(np.concatenate(self.sessions["return"])))
         return out
 
-
-VIEWER_OFFSET_IS_NEW = len(VIEWER_FEATURES) - VIEWER_FEATURES.index("is_new")
-"""`is_new` counted from the end of the viewer row (topic blocks come first)."""
 
 
 def pick_facts(obs: dict[str, np.ndarray], actions: np.ndarray, core: Any,
