@@ -72,3 +72,29 @@ def test_verdict_reads_the_paired_interval_and_the_oracle_interval():
     assert robustness.verdict(r) == "below myopic, below oracle"
     row = robustness.table({"w": r}).splitlines()[2]
     assert "-2.00 [-3.00, -1.00] | below myopic, below oracle |" in row
+
+
+def test_ppo_takes_the_shared_dqn_settings_then_its_own_overrides():
+    ppo = robustness.learner_config("default", "ppo", 2, 1024, {"gamma": 0.9, "lr": 1e-3},
+                                    "latest", {"n_epochs": 3})
+    settings = ppo.agent.settings
+    assert ppo.agent.name == "ppo" and ppo.seed == 2
+    assert (settings.gamma, settings.lr, settings.n_epochs) == (0.9, 1e-3, 3)
+    assert settings.hidden_sizes == world_config("default")["agent"]["dqn"]["hidden_sizes"]
+    with pytest.raises(ConfigError, match="unknown learner 'sarsa'"):
+        robustness.learner_config("default", "sarsa", 0, 1024, {})
+
+
+def test_ppo_runs_through_the_runner_and_gets_its_columns(tmp_path):
+    ppo = {"n_steps": 4, "n_epochs": 1, "n_minibatches": 1}
+    results = {"clicks_only": robustness.run_world(
+        "clicks_only", [0], steps=1024, episodes=64, out=tmp_path, checkpoint="latest",
+        learners=("ppo",), ppo=ppo)}
+    assert len(results["clicks_only"]["ppo"]["returns"]) == 1
+    again = robustness.run_world("clicks_only", [0], steps=1024, episodes=64, out=tmp_path,
+                                 checkpoint="latest", learners=("ppo",), ppo=ppo,
+                                 eval_seed=1)
+    assert again["ppo"]["returns"] != results["clicks_only"]["ppo"]["returns"]
+    lines = robustness.table(results).splitlines()
+    assert "| ppo |" in lines[0] and lines[0].endswith("| ppo per seed |")
+    assert "| ppo |" not in robustness.table({"w": {}}).splitlines()[0]

@@ -21,7 +21,8 @@ from typing import Any
 import torch
 import yaml
 
-from liveq.core.config import ConfigError
+from liveq.algos.dqn import DQNConfig
+from liveq.core.config import ConfigError, from_dict, to_dict
 from liveq.core.stats import mean_ci
 from liveq.eval.online import evaluate, make_online_evaluator
 from liveq.experiments.world_family import WORLDS, world_config
@@ -29,25 +30,37 @@ from liveq.policies.baselines import make_baseline
 from liveq.sim.vector import make_vec_env
 from liveq.train.config import RunConfig, load_run_config
 from liveq.train.loop import train
+from liveq.train.registry import derive_config
 from liveq.train.restore import load_run_agent
 
 LEARNERS = ("dqn", "myopic")
+"""The learners run by default (the DQN-against-twin question)."""
+KNOWN_LEARNERS = (*LEARNERS, "ppo")
+"""Also `ppo`: PPO sharing the DQN settings it has (gamma, lr, network), as
+`liveq compare --agents ppo` trains it, with `--ppo` overrides on top."""
 BASELINES = ("oracle", "popular")
 EVAL_SEED = 12345
 EVAL_ENVS = 64
 
 
 def learner_config(world: str, learner: str, seed: int, steps: int | None,
-                   dqn: dict[str, Any], checkpoint: str = "best") -> RunConfig:
+                   dqn: dict[str, Any], checkpoint: str = "best",
+                   ppo: dict[str, Any] | None = None) -> RunConfig:
     """The run config of one learner and seed on `world`, with `dqn` overrides on the
-    shared DQN settings (the myopic twin gets them too, with gamma pinned to 0). Only the
-    finished run saves `latest` (so a folder holding it is a finished run); for
+    shared DQN settings (the myopic twin gets them too, with gamma pinned to 0; PPO takes
+    the ones it has, as in `liveq compare`, then the `ppo` overrides). Only the finished
+    run saves `latest` (so a folder holding it is a finished run); for
     `checkpoint="latest"` the run skips its evaluations, which only choose `best`."""
+    if learner not in KNOWN_LEARNERS:
+        raise ConfigError(f"unknown learner {learner!r}; choose from {list(KNOWN_LEARNERS)}")
     data = world_config(world)
     data["seed"] = seed
     settings = {**data.get("agent", {}).get("dqn", {}), **dqn}
     if learner == "myopic":
         settings["gamma"] = 0.0
+    if learner == "ppo":
+        shared = derive_config("ppo", from_dict(DQNConfig, settings, "agent.dqn"))
+        settings = {**to_dict(shared), **(ppo or {})}
     data["agent"] = {"name": learner, learner: settings}
     train_section = data.setdefault("train", {})
     train_section.update(progress=False, checkpoint_every=0)
@@ -60,43 +73,48 @@ def learner_config(world: str, learner: str, seed: int, steps: int | None,
     return load_run_config(data)
 
 
-def learner_return(config: RunConfig, run: Path, checkpoint: str, episodes: int) -> float:
-    """Mean return per session of the run's `checkpoint` policy on the shared sessions;
-    trains the run first unless its folder already holds a finished one."""
+def learner_return(config: RunConfig, run: Path, checkpoint: str, episodes: int,
+                   eval_seed: int = EVAL_SEED) -> float:
+    """Mean return per session of the run's `checkpoint` policy on the shared sessions of
+    the world `eval_seed` builds; trains the run first unless its folder already holds a
+    finished one."""
     if not (run / "checkpoints" / "latest.pt").exists():
         train(config, run, evaluate=make_online_evaluator(config.env.id, config.env.kwargs,
                                                           EVAL_ENVS))
     env = make_vec_env(config.env.id, min(EVAL_ENVS, episodes), config.env.kwargs)
     policy = load_run_agent(run, checkpoint, config, env).greedy_policy()
-    return evaluate(lambda _: policy, env, episodes, EVAL_SEED)["return"]["mean"]
+    return evaluate(lambda _: policy, env, episodes, eval_seed)["return"]["mean"]
 
 
-def baseline_entry(world: str, name: str, episodes: int) -> dict[str, Any]:
+def baseline_entry(world: str, name: str, episodes: int,
+                   eval_seed: int = EVAL_SEED) -> dict[str, Any]:
     config = load_run_config(world_config(world))
     env = make_vec_env(config.env.id, min(EVAL_ENVS, episodes), config.env.kwargs)
-    r = evaluate(lambda e: make_baseline(name, e, EVAL_SEED), env, episodes,
-                 EVAL_SEED)["return"]
+    r = evaluate(lambda e: make_baseline(name, e, eval_seed), env, episodes,
+                 eval_seed)["return"]
     return {"returns": [], "mean": r["mean"], "ci_low": r["ci_low"], "ci_high": r["ci_high"]}
 
 
 def run_world(world: str, seeds: list[int], *, steps: int | None, episodes: int, out: Path,
               checkpoint: str = "best", dqn: dict[str, Any] | None = None,
-              learners: tuple[str, ...] = LEARNERS) -> dict[str, Any]:
+              learners: tuple[str, ...] = LEARNERS, ppo: dict[str, Any] | None = None,
+              eval_seed: int = EVAL_SEED) -> dict[str, Any]:
     """{agent: {"returns": per seed (learners), "mean", "ci_low", "ci_high"}}; finished
-    runs in `out/<world>/<learner>/seed<k>` are reused."""
+    runs in `out/<world>/<learner>/seed<k>` are reused (so another `eval_seed` only
+    evaluates)."""
     results: dict[str, Any] = {}
     for learner in learners:
         returns = []
         for seed in seeds:
-            config = learner_config(world, learner, seed, steps, dqn or {}, checkpoint)
+            config = learner_config(world, learner, seed, steps, dqn or {}, checkpoint, ppo)
             run = out / world / learner / f"seed{seed}"
-            returns.append(learner_return(config, run, checkpoint, episodes))
+            returns.append(learner_return(config, run, checkpoint, episodes, eval_seed))
             print(f"{world} {learner} seed {seed}: return/session {returns[-1]:.3f}",
                   flush=True)
         mean, low, high = mean_ci(returns)
         results[learner] = {"returns": returns, "mean": mean, "ci_low": low, "ci_high": high}
     for name in BASELINES:
-        results[name] = baseline_entry(world, name, episodes)
+        results[name] = baseline_entry(world, name, episodes, eval_seed)
     if all(a in results for a in LEARNERS):
         diff = [d - m for d, m in zip(results["dqn"]["returns"], results["myopic"]["returns"],
                                       strict=True)]
@@ -126,22 +144,24 @@ def _cell(r: dict[str, Any]) -> str:
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
-    """Markdown table: one row per world, learners with per-seed values."""
-    head = ["world", *LEARNERS, *BASELINES, "dqn - myopic, paired", "verdict", "dqn per seed",
-            "myopic per seed"]
+    """Markdown table: one row per world, learners with per-seed values (PPO's columns
+    only when some world has it)."""
+    learners = [*LEARNERS, *(["ppo"] if any("ppo" in r for r in results.values()) else [])]
+    head = ["world", *learners, *BASELINES, "dqn - myopic, paired", "verdict",
+            *(f"{a} per seed" for a in learners)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for world, r in results.items():
         empty = {"returns": [], "mean": float("nan"), "ci_low": float("nan"),
                  "ci_high": float("nan")}
-        cells = [world, *(_cell(r.get(a, empty)) for a in (*LEARNERS, *BASELINES))]
+        cells = [world, *(_cell(r.get(a, empty)) for a in (*learners, *BASELINES))]
         cells += [_cell(r["dqn_minus_myopic"]) if "dqn_minus_myopic" in r else "", verdict(r)]
-        cells += [", ".join(f"{x:.2f}" for x in r.get(a, empty)["returns"]) for a in LEARNERS]
+        cells += [", ".join(f"{x:.2f}" for x in r.get(a, empty)["returns"]) for a in learners]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """`key=value` pairs (values parsed as YAML) for the DQN settings."""
+    """`key=value` pairs (values parsed as YAML) for a learner's settings."""
     overrides = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -159,16 +179,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--episodes", type=int, default=1_000)
     p.add_argument("--checkpoint", choices=("best", "latest"), default="best")
     p.add_argument("--dqn", nargs="*", default=[], help="DQN setting overrides key=value")
-    p.add_argument("--learners", default=",".join(LEARNERS), help="dqn, myopic or both")
+    p.add_argument("--ppo", nargs="*", default=[], help="PPO setting overrides key=value")
+    p.add_argument("--learners", default=",".join(LEARNERS),
+                   help=f"from {', '.join(KNOWN_LEARNERS)}")
+    p.add_argument("--eval-seed", type=int, default=EVAL_SEED,
+                   help="the evaluation world's seed (finished runs are only re-evaluated)")
     p.add_argument("--out", default="runs/robustness")
     p.add_argument("--json")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
-    dqn = parse_overrides(args.dqn)
+    dqn, ppo = parse_overrides(args.dqn), parse_overrides(args.ppo)
     results = {w: run_world(w, seeds, steps=args.steps, episodes=args.episodes,
                             out=Path(args.out), checkpoint=args.checkpoint, dqn=dqn,
-                            learners=tuple(args.learners.split(",")))
+                            learners=tuple(args.learners.split(",")), ppo=ppo,
+                            eval_seed=args.eval_seed)
                for w in args.worlds.split(",")}
     print(table(results))
     if args.json:
