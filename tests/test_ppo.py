@@ -188,15 +188,20 @@ def test_ppo_learns_cartpole_far_above_random(tmp_path):
     assert summary["final_eval"]["return"] > 100
 
 
-@pytest.mark.slow
-def test_ppo_solves_cartpole(tmp_path):
-    config = cartpole_config("ppo", 100_000, **CARTPOLE_PPO)
+def solved_cartpole(name: str, steps: int, settings: dict, tmp_path) -> float:
+    """Best greedy return of `name` on CartPole-v1, stopping early at 475 (solved)."""
+    config = cartpole_config(name, steps, **settings)
     config.train.eval_every, config.train.target_return = 5_000, 475.0
     start = time.perf_counter()
     summary = train(config, tmp_path)
-    print(f"PPO CartPole: best return {summary['best_return']} after "
+    print(f"{name} CartPole: best return {summary['best_return']} after "
           f"{summary['env_steps']} env steps in {time.perf_counter() - start:.1f} s")
-    assert summary["best_return"] >= 475.0
+    return summary["best_return"]
+
+
+@pytest.mark.slow
+def test_ppo_solves_cartpole(tmp_path):
+    assert solved_cartpole("ppo", 100_000, CARTPOLE_PPO, tmp_path) >= 475.0
 
 
 # A2C (one plain policy-gradient step per short rollout, Adam) on CartPole-v1: with the
@@ -213,13 +218,7 @@ CARTPOLE_A2C = {"n_steps": 8, "gae_lambda": 0.95, "normalize_advantages": True,
 
 @pytest.mark.slow
 def test_a2c_solves_cartpole(tmp_path):
-    config = cartpole_config("a2c", 60_000, **CARTPOLE_A2C)
-    config.train.eval_every, config.train.target_return = 5_000, 475.0
-    start = time.perf_counter()
-    summary = train(config, tmp_path)
-    print(f"A2C CartPole: best return {summary['best_return']} after "
-          f"{summary['env_steps']} env steps in {time.perf_counter() - start:.1f} s")
-    assert summary["best_return"] >= 475.0
+    assert solved_cartpole("a2c", 60_000, CARTPOLE_A2C, tmp_path) >= 475.0
 
 
 def small_livestream(steps: int):

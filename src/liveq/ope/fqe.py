@@ -102,6 +102,33 @@ def all_q(features: QFeatures, weights: np.ndarray) -> np.ndarray:
     return bias + (v @ w_v)[:, None] + np.einsum("nkd,nd->nk", x, per_row)
 
 
+class Regression(NamedTuple):
+    """What every FQE iteration reuses: the weighted design, its Gram factorisation, the
+    next row of each step, the discount carried past it and the clip range."""
+    xw: np.ndarray
+    gram: tuple
+    nxt: np.ndarray
+    carry: np.ndarray
+    iterations: int
+    low: float
+    high: float
+
+
+def fqe_regression(x: np.ndarray, data: Sessions, gamma: float, config: FQEConfig,
+                   counts: np.ndarray | None = None) -> Regression:
+    """The ridge regression of FQE over design `x` (rows weighted by `counts` per session,
+    the intercept unshrunk), set up once for all iterations and targets."""
+    row_w = np.ones(len(x)) if counts is None else np.asarray(counts, float)[data.session]
+    penalty = np.full(x.shape[1], config.l2)
+    penalty[0] = 1e-8  # the intercept is not shrunk
+    xw = x * row_w[:, None]
+    gram = cho_factor(xw.T @ x + np.diag(penalty))
+    low, high = returns_to_go_range(data, gamma) if config.clip else (-np.inf, np.inf)
+    return Regression(xw, gram, np.minimum(np.arange(len(x)) + 1, len(x) - 1),
+                      np.where(data.terminal, 0.0, gamma),
+                      config.iterations or int(data.step.max()) + 1, low, high)
+
+
 def fit_fqe(data: Sessions, targets: list[np.ndarray], gamma: float, config: FQEConfig,
             counts: np.ndarray | None = None,
             features: QFeatures | None = None) -> list[np.ndarray]:
@@ -112,22 +139,15 @@ def fit_fqe(data: Sessions, targets: list[np.ndarray], gamma: float, config: FQE
     """
     features = features or q_features(data, config.interactions)
     x = design(features, data.action)
-    row_w = np.ones(len(x)) if counts is None else np.asarray(counts, float)[data.session]
-    penalty = np.full(x.shape[1], config.l2)
-    penalty[0] = 1e-8  # the intercept is not shrunk
-    gram = cho_factor((x * row_w[:, None]).T @ x + np.diag(penalty))
-    xw = x * row_w[:, None]
-    nxt = np.minimum(np.arange(len(x)) + 1, len(x) - 1)
-    carry = np.where(data.terminal, 0.0, gamma)
-    iterations = config.iterations or int(data.step.max()) + 1
-    low, high = returns_to_go_range(data, gamma) if config.clip else (-np.inf, np.inf)
+    r = fqe_regression(x, data, gamma, config, counts)
     out = []
     for target in targets:
         q = np.zeros(target.shape)
-        for _ in range(iterations):
-            v_next = (target * q).sum(axis=1)[nxt]
-            y = data.reward + carry * v_next
-            previous, q = q, np.clip(all_q(features, cho_solve(gram, xw.T @ y)), low, high)
+        for _ in range(r.iterations):
+            v_next = (target * q).sum(axis=1)[r.nxt]
+            y = data.reward + r.carry * v_next
+            weights = cho_solve(r.gram, r.xw.T @ y)
+            previous, q = q, np.clip(all_q(features, weights), r.low, r.high)
             if np.max(np.abs(q - previous)) <= config.tol:
                 break
         out.append(q)

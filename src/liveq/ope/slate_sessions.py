@@ -30,10 +30,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve
+from scipy.linalg import cho_solve
 
 from liveq.core.errors import LogError
-from liveq.ope.fqe import FQEConfig, QFeatures, returns_to_go_range
+from liveq.ope.fqe import FQEConfig, QFeatures, fqe_regression
 from liveq.ope.sessions import (
     Sessions,
     check_sessions,
@@ -124,23 +124,15 @@ def fit_slate_fqe(log: SlateLog, targets: list[SlateTarget], gamma: float,
     regressions of the module doc (one Gram factorisation for all targets)."""
     data = log.sessions
     x = slate_design(features, log.slates)
-    row_w = np.ones(len(x)) if counts is None else np.asarray(counts, float)[data.session]
-    penalty = np.full(x.shape[1], config.l2)
-    penalty[0] = 1e-8  # the intercept is not shrunk
-    xw = x * row_w[:, None]
-    gram = cho_factor(xw.T @ x + np.diag(penalty))
-    nxt = np.minimum(np.arange(len(x)) + 1, len(x) - 1)
-    carry = np.where(data.terminal, 0.0, gamma)
-    iterations = config.iterations or int(data.step.max()) + 1
-    low, high = returns_to_go_range(data, gamma) if config.clip else (-np.inf, np.inf)
+    r = fqe_regression(x, data, gamma, config, counts)
     out = []
     for target in targets:
         expected = expected_design(features, target.marginals)
         q, v = np.zeros(len(x)), np.zeros(len(x))
-        for _ in range(iterations):
-            weights = cho_solve(gram, xw.T @ (data.reward + carry * v[nxt]))
+        for _ in range(r.iterations):
+            weights = cho_solve(r.gram, r.xw.T @ (data.reward + r.carry * v[r.nxt]))
             previous = v
-            q, v = np.clip(x @ weights, low, high), np.clip(expected @ weights, low, high)
+            q, v = np.clip(x @ weights, r.low, r.high), np.clip(expected @ weights, r.low, r.high)
             if np.max(np.abs(v - previous)) <= config.tol:
                 break
         out.append((q, v))
