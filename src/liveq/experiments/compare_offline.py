@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 
 from liveq.buffers.replay import ReplayBuffer
-from liveq.core.config import ConfigError, save_yaml
+from liveq.core.config import save_yaml
 from liveq.core.report import save_json
 from liveq.policies.base import Policy
+from liveq.policies.baselines import policy_and_epsilon
 from liveq.policies.explore import EpsilonGreedy
 from liveq.sim.vector import make_vec_env
 from liveq.train.checkpoint import save_checkpoint
@@ -41,17 +42,7 @@ DEFAULT_SCHEDULE = {"learning_starts": 1000, "train_freq": 4, "gradient_steps": 
 
 def parse_behaviour(text: str, table: dict[str, Any]) -> tuple[str, float]:
     """`"popular:0.3"` -> ("popular", 0.3); the name must be one of the env's baselines."""
-    name, _, eps = text.strip().partition(":")
-    if name not in table:
-        raise ConfigError(f"--behaviour: unknown policy {name!r} for this env; choose from "
-                          f"{sorted(table)} (NAME or NAME:EPSILON)")
-    try:
-        epsilon = float(eps) if eps else 0.0
-    except ValueError:
-        raise ConfigError(f"--behaviour {text!r}: epsilon {eps!r} is not a number") from None
-    if not 0.0 <= epsilon <= 1.0:
-        raise ConfigError(f"--behaviour {text!r}: epsilon must be in [0, 1], got {epsilon}")
-    return name, epsilon
+    return policy_and_epsilon(text, table, "--behaviour")
 
 
 def behaviour_policy(text: str, table: dict[str, Any], env: Any, seed: int) -> Policy:

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from liveq.core.config import ConfigError, require
+from liveq.core.config import require
 from liveq.core.errors import UsageError
 from liveq.ope.estimators import (
     EstimatorConfig,
@@ -37,7 +37,7 @@ from liveq.ope.estimators import (
     make_estimators,
 )
 from liveq.policies.base import Policy
-from liveq.policies.baselines import BASELINES, make_baseline
+from liveq.policies.baselines import BASELINES, make_baseline, policy_and_epsilon
 from liveq.policies.explore import EpsilonGreedy
 from liveq.sim.oracle import expected_immediate_reward
 from liveq.sim.vector import make_vec_env
@@ -53,16 +53,7 @@ class PolicySpec(NamedTuple):
 
 def parse_policy(text: str) -> PolicySpec:
     """`"popular:0.3"` -> PolicySpec("popular", 0.3); `"oracle"` -> epsilon 0."""
-    name, _, eps = text.strip().partition(":")
-    if name not in BASELINES:
-        raise ConfigError(f"unknown policy '{name}' in '{text}'; choose from {sorted(BASELINES)}")
-    try:
-        epsilon = float(eps) if eps else 0.0
-    except ValueError:
-        raise ConfigError(f"policy '{text}': epsilon '{eps}' is not a number") from None
-    if not 0.0 <= epsilon <= 1.0:
-        raise ConfigError(f"policy '{text}': epsilon must be in [0, 1], got {epsilon}")
-    return PolicySpec(name, epsilon)
+    return PolicySpec(*policy_and_epsilon(text, BASELINES, "policy"))
 
 
 def build_policy(spec: PolicySpec, env, seed: int) -> Policy:

@@ -7,11 +7,12 @@ slates when the env's `slate_size` is above 1. Build them by name with `make_bas
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import gymnasium as gym
 import numpy as np
 
+from liveq.core.errors import ConfigError
 from liveq.policies.ads import AD_BASELINES
 from liveq.policies.base import (
     Action,
@@ -117,3 +118,19 @@ def make_baseline(name: str, env: gym.vector.VectorEnv, seed: int | None = None)
     if name not in BASELINES:
         raise ValueError(f"unknown baseline '{name}'; choose from {sorted(BASELINES)}")
     return BASELINES[name](env, seed)
+
+
+def policy_and_epsilon(text: str, names: Iterable[str], what: str) -> tuple[str, float]:
+    """`"popular:0.3"` -> ("popular", 0.3), `"oracle"` -> ("oracle", 0.0); the name must be
+    one of `names`; `what` (the option or field) leads every error message."""
+    name, _, eps = text.strip().partition(":")
+    if name not in names:
+        raise ConfigError(f"{what}: unknown policy {name!r} in {text!r}; choose from "
+                          f"{sorted(names)} (NAME or NAME:EPSILON)")
+    try:
+        epsilon = float(eps) if eps else 0.0
+    except ValueError:
+        raise ConfigError(f"{what} {text!r}: epsilon {eps!r} is not a number") from None
+    if not 0.0 <= epsilon <= 1.0:
+        raise ConfigError(f"{what} {text!r}: epsilon must be in [0, 1], got {epsilon}")
+    return name, epsilon

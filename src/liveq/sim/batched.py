@@ -9,6 +9,7 @@ and a function giving its single-env spaces; `CoreVectorEnv` wires them together
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,7 +53,7 @@ class SessionMetrics:
     """Column order of the table (metrics not named here follow)."""
 
 
-class CoreVectorEnv(gym.vector.VectorEnv):
+class CoreVectorEnv(gym.vector.VectorEnv, abc.ABC):
     """`num_envs` slots of a scenario stepped together by its numpy core; Gymnasium's
     `NEXT_STEP` autoreset (the core restarts a slot that ended on the next `step`).
 
@@ -70,10 +71,11 @@ class CoreVectorEnv(gym.vector.VectorEnv):
     session_metrics: SessionMetrics = SessionMetrics()
 
     @staticmethod
+    @abc.abstractmethod
     def spaces(config: Any) -> tuple[gym.Space, gym.Space]:
         """(single observation space, single action space) of `config`: the hook every
-        scenario env defines (AdPlacement, Ecommerce, LiveRoom); this base has none."""
-        raise NotImplementedError("a CoreVectorEnv subclass defines spaces(config)")
+        scenario env defines (AdPlacement, Ecommerce, LiveRoom); a subclass without it
+        cannot be instantiated (Python's TypeError names the method)."""
 
     def __init__(self, num_envs: int = 1, config: Any = None, **overrides: Any):
         self.config = config_from(self.config_class, config, overrides)
