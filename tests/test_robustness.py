@@ -54,24 +54,43 @@ def test_runner_table_on_a_tiny_budget(tmp_path):
     assert r["dqn_minus_myopic"]["mean"] == pytest.approx(sum(diff) / 2)
     table = robustness.table(results)
     assert table.splitlines()[0].startswith(
-        "| world | dqn | myopic | oracle | popular | dqn - myopic, paired | verdict |")
+        "| world | dqn | myopic | oracle | popular | dqn - myopic, paired | dqn - oracle "
+        "| verdict |")
+    gap = r["dqn_minus_oracle"]
+    assert gap["mean"] == pytest.approx(r["dqn"]["mean"] - r["oracle"]["mean"])
+    assert gap["ci_low"] < gap["mean"] < gap["ci_high"]
     assert table.splitlines()[2].startswith("| clicks_only |")
     assert (tmp_path / "clicks_only" / "dqn" / "seed1" / "checkpoints" / "latest.pt").exists()
 
 
-def test_verdict_reads_the_paired_interval_and_the_oracle_interval():
-    oracle = {"mean": 10.0, "ci_low": 9.5, "ci_high": 10.5}
-    r = {"dqn": {"mean": 12.0, "ci_low": 11.0, "ci_high": 13.0}, "oracle": oracle,
+def test_verdict_reads_the_paired_interval_and_the_oracle_difference():
+    r = {"dqn_minus_oracle": {"mean": 2.0, "ci_low": 0.5, "ci_high": 3.5},
          "dqn_minus_myopic": {"mean": 4.0, "ci_low": 3.0, "ci_high": 5.0}}
     assert robustness.verdict(r) == "above myopic, above oracle"
-    r["dqn"] = {"mean": 10.2, "ci_low": 9.0, "ci_high": 11.0}
+    r["dqn_minus_oracle"] = {"mean": 0.2, "ci_low": -1.0, "ci_high": 1.4}
     r["dqn_minus_myopic"] = {"mean": -0.5, "ci_low": -1.0, "ci_high": 0.2}
     assert robustness.verdict(r) == "level with myopic, level with oracle"
-    r["dqn"] = {"mean": 8.0, "ci_low": 7.0, "ci_high": 9.0, "returns": [7.5, 8.5]}
+    r["dqn_minus_oracle"] = {"mean": -2.0, "ci_low": -3.0, "ci_high": -1.0}
     r["dqn_minus_myopic"] = {"mean": -2.0, "ci_low": -3.0, "ci_high": -1.0}
     assert robustness.verdict(r) == "below myopic, below oracle"
+    nan = float("nan")
+    r |= {a: {"mean": nan, "ci_low": nan, "ci_high": nan, "returns": [7.5, 8.5]}
+          for a in ("dqn", "myopic", "oracle", "popular")}
     row = robustness.table({"w": r}).splitlines()[2]
-    assert "-2.00 [-3.00, -1.00] | below myopic, below oracle |" in row
+    assert "| -2.00 [-3.00, -1.00] | -2.00 [-3.00, -1.00] | below myopic, below oracle |" in row
+
+
+def test_oracle_difference_is_clear_where_overlapping_intervals_are_not():
+    """Overlapping 95% intervals can hide a clear difference: Welch's interval finds it."""
+    dqn = {"mean": 12.1, "ci_low": 11.5, "ci_high": 12.7, "n": 10}
+    oracle = {"mean": 11.1, "ci_low": 10.5, "ci_high": 11.7, "n": 1000}
+    assert dqn["ci_low"] < oracle["ci_high"]
+    gap = robustness.oracle_difference(dqn, oracle)
+    assert gap["mean"] == pytest.approx(1.0)
+    assert 0.0 < gap["ci_low"] < 1.0 < gap["ci_high"]
+    assert robustness.verdict({"dqn_minus_oracle": gap}) == "above oracle"
+    wide = robustness.oracle_difference({**dqn, "ci_low": 9.1, "ci_high": 15.1}, oracle)
+    assert wide["ci_low"] < 0 < wide["ci_high"]
 
 
 def test_ppo_takes_the_shared_dqn_settings_then_its_own_overrides():

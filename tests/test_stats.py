@@ -2,8 +2,10 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats as scipy_stats
 
 from liveq.core.stats import (
+    difference_ci,
     intervals_overlap,
     mean_ci,
     ratio_ci,
@@ -110,3 +112,20 @@ def test_intervals_overlap():
     assert not intervals_overlap((1.5, 2.0), (0.0, 1.0))
     assert intervals_overlap(mean_ci([1, 2, 3]), (2.0, 2.0))  # (mean, low, high) triples
     assert not intervals_overlap((math.nan, math.nan), (0.0, 1.0))
+
+
+def test_difference_ci_is_welch_interval():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(12.0, 1.0, size=10), rng.normal(11.0, 8.0, size=1000)
+    got = difference_ci((*mean_ci(a), a.size), (*mean_ci(b), b.size))
+    want = scipy_stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert got[0] == pytest.approx(a.mean() - b.mean())
+    assert got[1:] == pytest.approx((want.low, want.high), rel=1e-6)
+
+
+def test_difference_ci_edge_cases():
+    assert difference_ci((3.0, 3.0, 3.0, 1), (1.0, 1.0, 1.0, 1)) == (2.0, 2.0, 2.0)
+    assert all(math.isnan(x) for x in difference_ci((1.0, 0.0, 2.0, 0), (1.0, 0.0, 2.0, 5)))
+    one_sided = difference_ci((3.0, 3.0, 3.0, 1), mean_ci([0.0, 1.0, 2.0]) + (3,))
+    assert one_sided[1:] == pytest.approx((3.0 - mean_ci([0.0, 1.0, 2.0])[2],
+                                           3.0 - mean_ci([0.0, 1.0, 2.0])[1]))

@@ -104,6 +104,32 @@ def mean_ci(values: Sequence[float] | np.ndarray,
     return mean, mean - half, mean + half
 
 
+def difference_ci(a: Sequence[float], b: Sequence[float],
+                  confidence: float = 0.95) -> tuple[float, float, float]:
+    """`(mean, low, high)` of `mean_a - mean_b` for two independent estimates (Welch).
+
+    Each of `a`, `b` is `(mean, low, high, n)`: a mean with its Student's t interval at
+    `confidence` over `n` values (as `mean_ci` gives). Their standard errors are read back
+    from the half-widths and combined, with Welch-Satterthwaite degrees of freedom. This
+    is the test that two intervals overlapping does not give: two 95% intervals can
+    overlap while the difference of the means is clearly away from 0.
+    """
+    quantile = _two_sided(confidence)
+    parts = []
+    for mean, low, high, n in (a, b):
+        if n < 1 or not math.isfinite(mean):
+            return math.nan, math.nan, math.nan
+        se = 0.0 if n == 1 else (high - low) / 2 / student_t_quantile(quantile, n - 1)
+        parts.append((mean, se, n))
+    (mean_a, se_a, n_a), (mean_b, se_b, n_b) = parts
+    diff, var = mean_a - mean_b, se_a ** 2 + se_b ** 2
+    if var == 0.0:
+        return diff, diff, diff
+    df = var ** 2 / sum(se ** 4 / (n - 1) for _, se, n in parts if n > 1)
+    half = student_t_quantile(quantile, df) * math.sqrt(var)
+    return diff, diff - half, diff + half
+
+
 def ratio_ci(numerators: Sequence[float] | np.ndarray, denominators: Sequence[float] | np.ndarray,
              confidence: float = 0.95) -> tuple[float, float, float]:
     """`(ratio, low, high)` for R = sum(numerators) / sum(denominators), delta method.

@@ -23,7 +23,7 @@ import yaml
 
 from liveq.algos.dqn import DQNConfig
 from liveq.core.config import ConfigError, from_dict, to_dict
-from liveq.core.stats import mean_ci
+from liveq.core.stats import difference_ci, mean_ci
 from liveq.eval.online import evaluate, make_online_evaluator
 from liveq.experiments.world_family import WORLDS, world_config
 from liveq.policies.baselines import make_baseline
@@ -92,7 +92,8 @@ def baseline_entry(world: str, name: str, episodes: int,
     env = make_vec_env(config.env.id, min(EVAL_ENVS, episodes), config.env.kwargs)
     r = evaluate(lambda e: make_baseline(name, e, eval_seed), env, episodes,
                  eval_seed)["return"]
-    return {"returns": [], "mean": r["mean"], "ci_low": r["ci_low"], "ci_high": r["ci_high"]}
+    return {"returns": [], "mean": r["mean"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+            "n": int(r.get("n", episodes))}
 
 
 def run_world(world: str, seeds: list[int], *, steps: int | None, episodes: int, out: Path,
@@ -112,7 +113,8 @@ def run_world(world: str, seeds: list[int], *, steps: int | None, episodes: int,
             print(f"{world} {learner} seed {seed}: return/session {returns[-1]:.3f}",
                   flush=True)
         mean, low, high = mean_ci(returns)
-        results[learner] = {"returns": returns, "mean": mean, "ci_low": low, "ci_high": high}
+        results[learner] = {"returns": returns, "mean": mean, "ci_low": low, "ci_high": high,
+                            "n": len(returns)}
     for name in BASELINES:
         results[name] = baseline_entry(world, name, episodes, eval_seed)
     if all(a in results for a in LEARNERS):
@@ -120,22 +122,33 @@ def run_world(world: str, seeds: list[int], *, steps: int | None, episodes: int,
                                       strict=True)]
         results["dqn_minus_myopic"] = dict(zip(("mean", "ci_low", "ci_high"), mean_ci(diff),
                                                strict=True))
+    if "dqn" in results:
+        results["dqn_minus_oracle"] = oracle_difference(results["dqn"], results["oracle"])
     return results
+
+
+def oracle_difference(dqn: dict[str, Any], oracle: dict[str, Any]) -> dict[str, float]:
+    """DQN's mean over seeds minus the oracle's over sessions, with the Welch interval of
+    the difference (`liveq.core.stats.difference_ci`): the two estimates' errors combined,
+    treated as independent (they share the sessions, so this is on the safe side)."""
+    a, b = ((e["mean"], e["ci_low"], e["ci_high"], e["n"]) for e in (dqn, oracle))
+    return dict(zip(("mean", "ci_low", "ci_high"), difference_ci(a, b), strict=True))
 
 
 def verdict(r: dict[str, Any]) -> str:
     """DQN against its twin (paired over seeds: `above` when the interval of the difference
-    is above 0, `below` when under it, else `level`) and against the one-step oracle (its
-    interval over seeds against the oracle's over sessions)."""
+    is above 0, `below` when under it, else `level`) and against the one-step oracle (the
+    Welch interval of DQN's mean over seeds minus the oracle's over sessions, read the same
+    way)."""
     words = []
     if "dqn_minus_myopic" in r:
         d = r["dqn_minus_myopic"]
         words.append("above myopic" if d["ci_low"] > 0 else
                      "below myopic" if d["ci_high"] < 0 else "level with myopic")
-    if "dqn" in r and "oracle" in r:
-        d, o = r["dqn"], r["oracle"]
-        words.append("above oracle" if d["ci_low"] > o["ci_high"] else
-                     "below oracle" if d["ci_high"] < o["ci_low"] else "level with oracle")
+    if "dqn_minus_oracle" in r:
+        d = r["dqn_minus_oracle"]
+        words.append("above oracle" if d["ci_low"] > 0 else
+                     "below oracle" if d["ci_high"] < 0 else "level with oracle")
     return ", ".join(words)
 
 
@@ -147,14 +160,15 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     """Markdown table: one row per world, learners with per-seed values (PPO's columns
     only when some world has it)."""
     learners = [*LEARNERS, *(["ppo"] if any("ppo" in r for r in results.values()) else [])]
-    head = ["world", *learners, *BASELINES, "dqn - myopic, paired", "verdict",
+    head = ["world", *learners, *BASELINES, "dqn - myopic, paired", "dqn - oracle", "verdict",
             *(f"{a} per seed" for a in learners)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for world, r in results.items():
         empty = {"returns": [], "mean": float("nan"), "ci_low": float("nan"),
                  "ci_high": float("nan")}
         cells = [world, *(_cell(r.get(a, empty)) for a in (*learners, *BASELINES))]
-        cells += [_cell(r["dqn_minus_myopic"]) if "dqn_minus_myopic" in r else "", verdict(r)]
+        cells += [_cell(r[k]) if k in r else "" for k in ("dqn_minus_myopic", "dqn_minus_oracle")]
+        cells.append(verdict(r))
         cells += [", ".join(f"{x:.2f}" for x in r.get(a, empty)["returns"]) for a in learners]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
