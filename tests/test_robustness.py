@@ -1,5 +1,7 @@
 """The world family and the robustness runner, on a tiny budget."""
 
+import json
+
 import pytest
 
 from liveq.core.config import ConfigError
@@ -117,3 +119,19 @@ def test_ppo_runs_through_the_runner_and_gets_its_columns(tmp_path):
     lines = robustness.table(results).splitlines()
     assert "| ppo |" in lines[0] and lines[0].endswith("| ppo per seed |")
     assert "| ppo |" not in robustness.table({"w": {}}).splitlines()[0]
+
+
+def test_from_json_rescores_saved_results_without_counts(tmp_path, capsys):
+    saved = {"default": {
+        "dqn": {"returns": [12.0, 13.0, 11.0], "mean": 12.0, "ci_low": 9.52, "ci_high": 14.48},
+        "oracle": {"returns": [], "mean": 11.0, "ci_low": 10.4, "ci_high": 11.6}}}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(saved))
+    robustness.main(["--from-json", str(path)])
+    row = capsys.readouterr().out.splitlines()[2]
+    gap = robustness.oracle_difference({**saved["default"]["dqn"], "n": 3},
+                                       {**saved["default"]["oracle"], "n": 1000})
+    assert f"| {gap['mean']:.2f} [{gap['ci_low']:.2f}, {gap['ci_high']:.2f}] |" in row
+    assert "level with oracle" in row
+    with pytest.raises(ConfigError, match="missing.json"):
+        robustness.main(["--from-json", str(tmp_path / "missing.json")])

@@ -152,6 +152,20 @@ def verdict(r: dict[str, Any]) -> str:
     return ", ".join(words)
 
 
+def rescore(results: dict[str, dict[str, Any]], episodes: int) -> dict[str, dict[str, Any]]:
+    """Saved results (`--json`, older files too) with the DQN-minus-oracle interval
+    recomputed: a learner's `n` is its number of seeds, a baseline's `episodes` where the
+    file does not say."""
+    for r in results.values():
+        for name, entry in r.items():
+            if name in (*KNOWN_LEARNERS, *BASELINES):
+                entry.setdefault("n", len(entry["returns"]) if name in KNOWN_LEARNERS
+                                 else episodes)
+        if "dqn" in r and "oracle" in r:
+            r["dqn_minus_oracle"] = oracle_difference(r["dqn"], r["oracle"])
+    return results
+
+
 def _cell(r: dict[str, Any]) -> str:
     return f"{r['mean']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
 
@@ -185,6 +199,17 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return overrides
 
 
+def load_results(paths: list[str]) -> dict[str, dict[str, Any]]:
+    """The worlds of several `--json` files (a later file's world replaces an earlier's)."""
+    results: dict[str, dict[str, Any]] = {}
+    for path in paths:
+        try:
+            results.update(json.loads(Path(path).read_text()))
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"--from-json {path}: cannot read results ({err})") from err
+    return results
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--worlds", default=",".join(WORLDS), help=f"from {', '.join(WORLDS)}")
@@ -200,7 +225,12 @@ def main(argv: list[str] | None = None) -> None:
                    help="the evaluation world's seed (finished runs are only re-evaluated)")
     p.add_argument("--out", default="runs/robustness")
     p.add_argument("--json")
+    p.add_argument("--from-json", nargs="+", metavar="FILE",
+                   help="print the table of saved --json results instead of running")
     args = p.parse_args(argv)
+    if args.from_json:
+        print(table(rescore(load_results(args.from_json), args.episodes)))
+        return
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
     dqn, ppo = parse_overrides(args.dqn), parse_overrides(args.ppo)
