@@ -5,6 +5,7 @@ import json
 import pytest
 
 from liveq.core.config import ConfigError
+from liveq.core.stats import mean_ci
 from liveq.experiments import robustness
 from liveq.experiments.world_family import WORLDS, world_config
 from liveq.sim.config import LiveStreamConfig
@@ -135,3 +136,22 @@ def test_from_json_rescores_saved_results_without_counts(tmp_path, capsys):
     assert "level with oracle" in row
     with pytest.raises(ConfigError, match="missing.json"):
         robustness.main(["--from-json", str(tmp_path / "missing.json")])
+
+
+def test_against_pairs_saved_results_by_seed(tmp_path, capsys):
+    def saved(returns, seeds=None):
+        entry = {"returns": returns, "mean": sum(returns) / len(returns), "ci_low": 0.0,
+                 "ci_high": 99.0, **({"seeds": seeds} if seeds else {})}
+        return {"default": {"dqn": entry,
+                            "oracle": {"returns": [], "mean": 9.0, "ci_low": 8.0,
+                                       "ci_high": 10.0}}}
+    new, old = tmp_path / "new.json", tmp_path / "old.json"
+    new.write_text(json.dumps(saved([12.0, 15.0, 13.0], [2, 0, 1])))
+    old.write_text(json.dumps(saved([10.0, 11.0, 12.0, 50.0], [0, 1, 2, 3])))
+    robustness.main(["--from-json", str(new), "--against", str(old)])
+    row = capsys.readouterr().out.splitlines()[2]
+    by_seed = mean_ci([12.0 - 12.0, 15.0 - 10.0, 13.0 - 11.0])  # not (2, 4, 1) in order
+    assert f"| {by_seed[0]:.2f} [{by_seed[1]:.2f}, {by_seed[2]:.2f}] | 3 |" in row
+    old.write_text(json.dumps(saved([10.0, 11.0])))
+    robustness.main(["--from-json", str(new), "--against", str(old)])
+    assert "| 3.00 [-9.71, 15.71] | 2 |" in capsys.readouterr().out  # no seeds: in order

@@ -114,7 +114,7 @@ def run_world(world: str, seeds: list[int], *, steps: int | None, episodes: int,
                   flush=True)
         mean, low, high = mean_ci(returns)
         results[learner] = {"returns": returns, "mean": mean, "ci_low": low, "ci_high": high,
-                            "n": len(returns)}
+                            "n": len(returns), "seeds": list(seeds)}
     for name in BASELINES:
         results[name] = baseline_entry(world, name, episodes, eval_seed)
     if all(a in results for a in LEARNERS):
@@ -188,6 +188,36 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _paired(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[float, float]]:
+    """(a's, b's) return for each seed both ran."""
+    if "seeds" in a and "seeds" in b:
+        by_seed = dict(zip(b["seeds"], b["returns"], strict=True))
+        return [(x, by_seed[s]) for s, x in zip(a["seeds"], a["returns"], strict=True)
+                if s in by_seed]
+    return list(zip(a["returns"], b["returns"], strict=False))
+
+
+def paired_table(results: dict[str, dict[str, Any]], against: dict[str, dict[str, Any]],
+                 learner: str = "dqn") -> str:
+    """Markdown table of `learner` in `results` against the same learner in `against`
+    (another setting), per world both have: each mean with its interval over seeds, the
+    difference paired by seed (the seeds both ran; files without seed numbers pair in
+    order) and the oracle."""
+    head = ["world", "this", "against", "this - against, paired", "seeds", "oracle"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for world, r in results.items():
+        if learner not in r or learner not in against.get(world, {}):
+            continue
+        pairs = _paired(r[learner], against[world][learner])
+        diff = dict(zip(("mean", "ci_low", "ci_high"), mean_ci([x - y for x, y in pairs]),
+                        strict=True))
+        cells = [world, _cell(r[learner]), _cell(against[world][learner]), _cell(diff),
+                 str(len(pairs)),
+                 _cell(r["oracle"]) if "oracle" in r else ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def parse_overrides(items: list[str]) -> dict[str, Any]:
     """`key=value` pairs (values parsed as YAML) for a learner's settings."""
     overrides = {}
@@ -227,9 +257,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--json")
     p.add_argument("--from-json", nargs="+", metavar="FILE",
                    help="print the table of saved --json results instead of running")
+    p.add_argument("--against", nargs="+", metavar="FILE",
+                   help="with --from-json: DQN there against DQN in these saved results, "
+                        "paired by seed")
     args = p.parse_args(argv)
     if args.from_json:
-        print(table(rescore(load_results(args.from_json), args.episodes)))
+        results = rescore(load_results(args.from_json), args.episodes)
+        print(table(results) if not args.against else
+              paired_table(results, load_results(args.against)))
         return
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
