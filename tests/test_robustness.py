@@ -135,7 +135,9 @@ def test_from_json_rescores_saved_results_without_counts(tmp_path, capsys):
     assert f"| {gap['mean']:.2f} [{gap['ci_low']:.2f}, {gap['ci_high']:.2f}] |" in row
     assert "level with oracle" in row
     with pytest.raises(ConfigError, match="missing.json"):
-        robustness.main(["--from-json", str(tmp_path / "missing.json")])
+        robustness.run(["--from-json", str(tmp_path / "missing.json")])
+    with pytest.raises(SystemExit, match="robustness: error: --against .*missing.json"):
+        robustness.main(["--from-json", str(path), "--against", str(tmp_path / "missing.json")])
 
 
 def test_against_pairs_saved_results_by_seed(tmp_path, capsys):

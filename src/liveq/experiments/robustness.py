@@ -23,6 +23,7 @@ import yaml
 
 from liveq.algos.dqn import DQNConfig
 from liveq.core.config import ConfigError, from_dict, to_dict
+from liveq.core.errors import LiveqError
 from liveq.core.stats import difference_ci, mean_ci
 from liveq.eval.online import evaluate, make_online_evaluator
 from liveq.experiments.world_family import WORLDS, world_config
@@ -229,18 +230,25 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return overrides
 
 
-def load_results(paths: list[str]) -> dict[str, dict[str, Any]]:
+def load_results(paths: list[str], flag: str = "--from-json") -> dict[str, dict[str, Any]]:
     """The worlds of several `--json` files (a later file's world replaces an earlier's)."""
     results: dict[str, dict[str, Any]] = {}
     for path in paths:
         try:
             results.update(json.loads(Path(path).read_text()))
         except (OSError, ValueError) as err:
-            raise ConfigError(f"--from-json {path}: cannot read results ({err})") from err
+            raise ConfigError(f"{flag} {path}: cannot read results ({err})") from err
     return results
 
 
 def main(argv: list[str] | None = None) -> None:
+    try:
+        run(argv)
+    except LiveqError as err:
+        raise SystemExit(f"robustness: error: {err}") from None
+
+
+def run(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--worlds", default=",".join(WORLDS), help=f"from {', '.join(WORLDS)}")
     p.add_argument("--seeds", default="0,1,2,3,4")
@@ -264,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.from_json:
         results = rescore(load_results(args.from_json), args.episodes)
         print(table(results) if not args.against else
-              paired_table(results, load_results(args.against)))
+              paired_table(results, load_results(args.against, "--against")))
         return
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
