@@ -157,3 +157,20 @@ def test_against_pairs_saved_results_by_seed(tmp_path, capsys):
     old.write_text(json.dumps(saved([10.0, 11.0])))
     robustness.main(["--from-json", str(new), "--against", str(old)])
     assert "| 3.00 [-9.71, 15.71] | 2 |" in capsys.readouterr().out  # no seeds: in order
+
+
+def test_from_json_merges_one_files_dqn_with_anothers_twin(tmp_path, capsys):
+    oracle = {"returns": [], "mean": 9.0, "ci_low": 8.0, "ci_high": 10.0}
+    dqn = {"returns": [12.0, 15.0, 13.0], "mean": 40 / 3, "ci_low": 9.0, "ci_high": 17.0,
+           "seeds": [0, 1, 2]}
+    twin = {"returns": [11.0, 10.0], "mean": 10.5, "ci_low": 4.0, "ci_high": 17.0,
+            "seeds": [1, 0]}
+    (tmp_path / "a.json").write_text(json.dumps({"w": {"dqn": dqn, "oracle": oracle}}))
+    (tmp_path / "b.json").write_text(json.dumps({"w": {"myopic": twin, "oracle": oracle}}))
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    robustness.main(["--from-json", str(tmp_path / "a.json"), str(tmp_path / "b.json")])
+    paired = mean_ci([12.0 - 10.0, 15.0 - 11.0])
+    row = capsys.readouterr().out.splitlines()[2]
+    assert f"| {paired[0]:.2f} [{paired[1]:.2f}, {paired[2]:.2f}] |" in row
+    with pytest.raises(SystemExit, match="bad.json: cannot read results"):
+        robustness.main(["--from-json", str(tmp_path / "bad.json")])

@@ -154,9 +154,9 @@ def verdict(r: dict[str, Any]) -> str:
 
 
 def rescore(results: dict[str, dict[str, Any]], episodes: int) -> dict[str, dict[str, Any]]:
-    """Saved results (`--json`, older files too) with the DQN-minus-oracle interval
-    recomputed: a learner's `n` is its number of seeds, a baseline's `episodes` where the
-    file does not say."""
+    """Saved results (`--json`, older files too) with DQN's intervals against its twin
+    (paired by seed) and the oracle recomputed: a learner's `n` is its number of seeds, a
+    baseline's `episodes` where the file does not say."""
     for r in results.values():
         for name, entry in r.items():
             if name in (*KNOWN_LEARNERS, *BASELINES):
@@ -164,6 +164,10 @@ def rescore(results: dict[str, dict[str, Any]], episodes: int) -> dict[str, dict
                                  else episodes)
         if "dqn" in r and "oracle" in r:
             r["dqn_minus_oracle"] = oracle_difference(r["dqn"], r["oracle"])
+        if "dqn" in r and "myopic" in r:
+            diff = [d - m for d, m in _paired(r["dqn"], r["myopic"])]
+            r["dqn_minus_myopic"] = dict(zip(("mean", "ci_low", "ci_high"), mean_ci(diff),
+                                             strict=True))
     return results
 
 
@@ -231,12 +235,14 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 
 def load_results(paths: list[str], flag: str = "--from-json") -> dict[str, dict[str, Any]]:
-    """The worlds of several `--json` files (a later file's world replaces an earlier's)."""
+    """The worlds of several `--json` files, merged per world (a later file's learner or
+    baseline replaces an earlier one's, so one file's DQN and another's twin meet)."""
     results: dict[str, dict[str, Any]] = {}
     for path in paths:
         try:
-            results.update(json.loads(Path(path).read_text()))
-        except (OSError, ValueError) as err:
+            for world, entries in json.loads(Path(path).read_text()).items():
+                results.setdefault(world, {}).update(entries)
+        except (OSError, ValueError, AttributeError, TypeError) as err:
             raise ConfigError(f"{flag} {path}: cannot read results ({err})") from err
     return results
 
