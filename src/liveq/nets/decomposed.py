@@ -26,3 +26,19 @@ class RewardFutureQNetwork(nn.Module):
 
     def forward(self, obs: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
         return self.reward(obs) + self.future(obs)
+
+    def reward_q(self, obs: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
+        """R's Q-values (batch, n_actions)."""
+        return self.reward(obs)
+
+    def taken_parts(self, obs: torch.Tensor | dict[str, torch.Tensor],
+                    actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(R(s, a), F(s, a))` of each row's action, each (batch,): the learner's two losses
+        read both from this one pass (their sum is Q)."""
+        return self.reward.taken(obs, actions), self.future.taken(obs, actions)
+
+    def taken(self, obs: torch.Tensor | dict[str, torch.Tensor],
+              actions: torch.Tensor) -> torch.Tensor:
+        """`forward(obs)[i, actions[i]]`, shape (batch,)."""
+        reward, future = self.taken_parts(obs, actions)
+        return reward + future
