@@ -51,17 +51,19 @@ class GroupedRewardFutureQNetwork(nn.Module):
             stacked = torch.stack([own[key], other[key]]).detach().clone()
             self.register_parameter(_name(key), nn.Parameter(stacked))
         self.code_width = reward.viewer_encoder[0].out_features
+        heads = [k[: -len(".weight")] for k in self.keys
+                 if k.startswith("head.") and k.endswith(".weight")]
+        self.later_layers = [(_name(f"{p}.weight"), _name(f"{p}.bias")) for p in heads[1:]]
         self.register_state_dict_post_hook(_unstack_state)
         self.register_load_state_dict_pre_hook(_stack_state)
 
     def _stacked(self, key: str) -> torch.Tensor:
-        return getattr(self, _name(key))
+        return self._parameters[_name(key)]  # what getattr finds, without its detour
 
     def _layers(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """(weight (2, out, in), bias (2, out)) of each head layer after the first."""
-        layers = [k[: -len(".weight")] for k in self.keys
-                  if k.startswith("head.") and k.endswith(".weight")]
-        return [(self._stacked(f"{p}.weight"), self._stacked(f"{p}.bias")) for p in layers[1:]]
+        params = self._parameters
+        return [(params[weight], params[bias]) for weight, bias in self.later_layers]
 
     def _scores(self, viewer: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
         """Both networks' scores (2, batch, K) of candidates (batch, K, cand_dim), as
