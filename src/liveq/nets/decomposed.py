@@ -7,7 +7,9 @@ fits the sum to its TD target as usual and, beside that, regresses `R` on the im
 reward, exactly as the myopic twin (gamma 0) regresses its whole network. `F` is then left
 to carry only what comes after this step. On a world where later rewards hardly depend on
 today's choice, the TD target's noise lands in `F` and the ranking by `R` (as good as the
-myopic twin's) survives; where they do depend, `F` adds it.
+myopic twin's) survives; where they do depend, `F` adds it. For two candidate networks
+the learner builds `liveq.nets.grouped.GroupedRewardFutureQNetwork` instead: the same sum,
+run as one network.
 """
 
 from __future__ import annotations
