@@ -13,6 +13,7 @@ from liveq.core.errors import CheckpointError
 from liveq.nets.decomposed import RewardFutureQNetwork
 from liveq.nets.grouped import GroupedRewardFutureQNetwork, groupable, stack_adam_state
 from liveq.nets.q_networks import CandidateQNetwork, load_weights
+from liveq.train.checkpoint import load_checkpoint, save_checkpoint
 
 K, VIEWER, CAND = 6, 5, 4
 SPACE = gym.spaces.Dict({
@@ -189,3 +190,19 @@ def test_grouped_agent_resumes_and_loads_a_checkpoint_of_two_networks():
     first = next(iter(old_adam.state.values()))["exp_avg"]  # R's encoder weights
     torch.testing.assert_close(moments[0], first)
     assert resumed.update(replay_batch(7))["loss"] > 0
+
+
+def test_grouped_agent_resumes_exactly_through_a_checkpoint_file(tmp_path):
+    trained = demo_like_agent(policy_average=0.5)
+    for seed in range(3):
+        trained.update(replay_batch(seed))
+    save_checkpoint(tmp_path / "latest.pt", {"agent": trained.state_dict()})
+    resumed = demo_like_agent(policy_average=0.5)
+    resumed.load_state_dict(load_checkpoint(tmp_path / "latest.pt")["agent"])
+    for seed in range(3, 6):
+        trained.update(replay_batch(seed))
+        resumed.update(replay_batch(seed))
+    want, got = trained.state_dict(), resumed.state_dict()
+    for part in ("q_net", "target_net", "average"):
+        for key, tensor in want[part].items():
+            assert torch.equal(got[part][key], tensor), f"{part}.{key}"
