@@ -9,6 +9,7 @@ import torch
 
 from liveq.algos.dqn import GreedyQPolicy
 from liveq.nets.decomposed import RewardFutureQNetwork
+from liveq.nets.grouped import GroupedRewardFutureQNetwork
 from liveq.nets.q_networks import CandidateQNetwork, MLPQNetwork
 from liveq.serving.fast_scores import fast_scores
 
@@ -22,17 +23,22 @@ def _observations(rng: np.random.Generator, batch: int, k: int, viewer_dim: int,
             "mask": mask}
 
 
-def _candidate_net(hidden: list[int], dueling: bool, reward_head: bool) -> torch.nn.Module:
-    """A CandidateQNetwork, or with `reward_head` the demo config's sum of two of them."""
+def _candidate_net(hidden: list[int], dueling: bool, reward_head: bool | str) -> torch.nn.Module:
+    """A CandidateQNetwork, or with `reward_head` the sum of two of them (`"grouped"`: run
+    as one, as the demo config trains them)."""
     if not reward_head:
         return CandidateQNetwork(17, 13, hidden, dueling)
+    if reward_head == "grouped":
+        return GroupedRewardFutureQNetwork(CandidateQNetwork(17, 13, hidden),
+                                           CandidateQNetwork(17, 13, hidden))
     return RewardFutureQNetwork(CandidateQNetwork(17, 13, hidden, dueling),
                                 CandidateQNetwork(17, 13, hidden, dueling))
 
 
 @pytest.mark.parametrize(("hidden", "dueling", "reward_head"), [
     ([64, 64], False, False), ([64, 64], True, False), ([32, 16, 8], False, False),
-    ([24], True, False), ([64, 64], False, True), ([24], True, True)])
+    ([24], True, False), ([64, 64], False, True), ([24], True, True),
+    ([64, 64], False, "grouped"), ([32, 16, 8], False, "grouped")])
 def test_numpy_scores_equal_torch_scores(hidden, dueling, reward_head):
     torch.manual_seed(3)
     net = _candidate_net(hidden, dueling, reward_head).requires_grad_(False)

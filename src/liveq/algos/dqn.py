@@ -51,6 +51,7 @@ from liveq.core.config import ConfigError, require
 from liveq.core.errors import CheckpointError
 from liveq.nets.averaged import WeightAverage
 from liveq.nets.decomposed import RewardFutureQNetwork
+from liveq.nets.grouped import GroupedRewardFutureQNetwork, groupable, stack_adam_state
 from liveq.nets.q_networks import load_weights, make_q_network, masked_q, obs_to_tensor
 from liveq.policies.base import Action, GreedyPolicy, Obs, action_mask
 from liveq.policies.explore import EpsilonGreedy, behaviour_epsilon, linear_schedule
@@ -179,6 +180,14 @@ def td_target(rewards: torch.Tensor, terminated: torch.Tensor, gamma: float,
     selector = next_q_target if next_q_online is None else next_q_online
     best = masked_q(selector, next_mask).argmax(dim=1, keepdim=True)  # (batch, 1)
     next_value = next_q_target.gather(1, best).squeeze(1)  # (batch,)
+    return bootstrap(rewards, terminated, gamma, next_value, next_mask, discounts)
+
+
+def bootstrap(rewards: torch.Tensor, terminated: torch.Tensor, gamma: float,
+              next_value: torch.Tensor, next_mask: torch.Tensor | None = None,
+              discounts: torch.Tensor | None = None) -> torch.Tensor:
+    """`td_target` from `next_value` = Q_target(s', a*), shape (batch,): 0 where `next_mask`
+    allows no action, then discounted (by `discounts` if given) onto the rewards."""
     if next_mask is not None:
         next_value = torch.where(next_mask.any(dim=1), next_value, torch.zeros_like(next_value))
     if discounts is not None:
@@ -225,15 +234,28 @@ def taken_q(q_values: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
 def seeded_q_network(obs_space: gym.Space, n_actions: int, hidden_sizes: list[int],
                      seed: np.random.SeedSequence, dueling: bool = False,
                      reward_head: bool = False) -> torch.nn.Module:
-    """The Q-network for these spaces (with `reward_head`, a `RewardFutureQNetwork` of
-    two), initialised from `seed` without touching torch's global generator."""
+    """The Q-network for these spaces (with `reward_head`, R + F: a
+    `GroupedRewardFutureQNetwork` where it applies, else a `RewardFutureQNetwork`),
+    initialised from `seed` without touching torch's global generator."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed.generate_state(1)[0]))
         net = make_q_network(obs_space, n_actions, hidden_sizes, dueling)
         if reward_head:
-            net = RewardFutureQNetwork(net, make_q_network(obs_space, n_actions, hidden_sizes,
-                                                           dueling))
+            future = make_q_network(obs_space, n_actions, hidden_sizes, dueling)
+            # Two candidate networks run as one (`liveq.nets.grouped`): the same networks
+            # from the same initial weights, for about the per-pass cost of one.
+            net = (GroupedRewardFutureQNetwork(net, future)
+                   if groupable(net) and groupable(future) else RewardFutureQNetwork(net, future))
         return net
+
+
+def adam(net: torch.nn.Module, lr: float) -> torch.optim.Adam:
+    """Adam for `net`: fused (one kernel for the whole step) for the grouped reward head,
+    whose float32 rounding is new anyway; otherwise `foreach`, one kernel per operation
+    for all tensors and bit for bit the per-tensor loop, as every earlier run trained."""
+    if isinstance(net, GroupedRewardFutureQNetwork):
+        return torch.optim.Adam(net.parameters(), lr=lr, fused=True)
+    return torch.optim.Adam(net.parameters(), lr=lr, foreach=True)
 
 
 def gradient_step(optimizer: torch.optim.Optimizer, params: Any, loss: torch.Tensor,
@@ -316,8 +338,7 @@ class DQNAgent:
         self.q_net = seeded_q_network(obs_space, self.n_actions, config.hidden_sizes, init_seq,
                                       config.dueling, config.reward_head)
         self.target_net = copy.deepcopy(self.q_net).requires_grad_(False)
-        # foreach: one kernel per step for all tensors, bit for bit the per-tensor loop's result
-        self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=config.lr, foreach=True)
+        self.optimizer = adam(self.q_net, config.lr)
         self.rng = np.random.default_rng(act_seq)
         online = GreedyQPolicy(self.q_net, self.n_actions, self.slate_size)
         self.average = (WeightAverage(self.q_net, config.policy_average)
@@ -355,7 +376,10 @@ class DQNAgent:
         """One gradient step on `batch`; returns the loss and the mean Q of taken actions."""
         self._check_batch(batch)
         b = to_q_batch(batch)
-        loss, stats = self.loss(self.q_net(b.obs), b)  # q_net(obs): (batch, n_actions)
+        if self.config.reward_head and type(self).loss is DQNAgent.loss:
+            loss, stats = self.taken_loss(b)
+        else:  # every action's value: CQL's penalty reads them; plain DQN keeps its bits
+            loss, stats = self.loss(self.q_net(b.obs), b)  # q_net(obs): (batch, n_actions)
         gradient_step(self.optimizer, self.q_net.parameters(), loss, self.config.max_grad_norm)
         self.updates += 1
         self._update_target()
@@ -370,16 +394,44 @@ class DQNAgent:
             next_q_online = self.q_net(b.next_obs) if c.double else None
             target = td_target(b.rewards, b.terminated, c.gamma, self.target_net(b.next_obs),
                                next_q_online, b.next_mask, b.discounts)
-        q_taken = taken_q(q_values, b.actions)  # (batch,)
+        reward_taken = taken_q(self.q_net.reward_q(b.obs), b.actions) if c.reward_head else None
+        return self.td_loss(taken_q(q_values, b.actions), reward_taken, target, b)
+
+    def taken_loss(self, b: QBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        """`loss` from the taken actions' values alone (`q_net.taken`): the same function,
+        without scoring the candidates no loss term reads, and with `reward_head` one pass
+        for both R and Q = R + F. `update` takes this path with `reward_head` only, where it
+        came with the grouped network (`liveq.nets.grouped`) and its new float32 rounding;
+        without it DQN's trained weights stay bit for bit those of earlier versions."""
+        c = self.config
+        with torch.no_grad():  # double DQN: the target network scores a* alone
+            if c.double:
+                best = masked_q(self.q_net(b.next_obs), b.next_mask).argmax(dim=1)  # a*
+                target = bootstrap(b.rewards, b.terminated, c.gamma,
+                                   self.target_net.taken(b.next_obs, best), b.next_mask,
+                                   b.discounts)
+            else:
+                target = td_target(b.rewards, b.terminated, c.gamma,
+                                   self.target_net(b.next_obs), None, b.next_mask, b.discounts)
+        if c.reward_head:
+            reward, future = self.q_net.taken_parts(b.obs, b.actions)
+            return self.td_loss(reward + future, reward, target, b)
+        return self.td_loss(self.q_net.taken(b.obs, b.actions), None, target, b)
+
+    def td_loss(self, q_taken: torch.Tensor, reward_taken: torch.Tensor | None,
+                target: torch.Tensor, b: QBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        """The (importance-weighted) TD loss of `q_taken` (batch,) against `target`, plus
+        with `reward_head` R's regression on the immediate reward (`reward_taken`: R of the
+        taken actions)."""
+        c = self.config
         self.td_errors = (q_taken.detach() - target).abs().numpy()
         criterion = F.smooth_l1_loss if c.huber else F.mse_loss
-        if b.weights is None and not c.reward_head:
+        if b.weights is None and reward_taken is None:
             loss = criterion(q_taken, target)
         else:  # importance-weighted: each transition's loss times its weight
             losses = criterion(q_taken, target, reduction="none")
-            if c.reward_head:  # R regressed on the immediate reward, as the myopic twin's
-                losses = losses + criterion(taken_q(self.q_net.reward(b.obs), b.actions),
-                                            b.rewards, reduction="none")
+            if reward_taken is not None:  # R regressed on the immediate reward, as the myopic
+                losses = losses + criterion(reward_taken, b.rewards, reduction="none")  # twin's
             loss = losses.mean() if b.weights is None else (b.weights * losses).mean()
         return loss, {"loss": loss.item(), "q_mean": q_taken.mean().item()}
 
@@ -421,7 +473,10 @@ class DQNAgent:
         """Restore `state_dict()`; a network of other shapes is a `CheckpointError`."""
         load_weights(self.q_net, state["q_net"], "q_net")
         load_weights(self.target_net, state["target_net"], "target_net")
-        self.optimizer.load_state_dict(state["optimizer"])
+        optimizer = state["optimizer"]
+        if isinstance(self.q_net, GroupedRewardFutureQNetwork):  # saved before the grouping?
+            optimizer = stack_adam_state(optimizer, len(self.q_net.keys))
+        self.optimizer.load_state_dict(optimizer)
         self.updates = int(state["updates"])
         self.epsilon = float(state["epsilon"])
         self.rng.bit_generator.state = state["rng"]

@@ -34,19 +34,30 @@ class WeightAverage:
         self._floating = [t.is_floating_point() for t in averaged]
         self._lerped = [t for t, f in zip(averaged, self._floating, strict=True) if f]
         self._copied = [t for t, f in zip(averaged, self._floating, strict=True) if not f]
+        self._source: tuple[nn.Module, list[torch.Tensor], list[torch.Tensor]] | None = None
 
     def update(self, online: nn.Module) -> None:
         """Move every averaged tensor (buffers included) toward `online`'s: one fused lerp
         over all floating tensors (bit for bit the per-tensor `lerp_`), a copy of the rest."""
+        lerped, copied = self._online_tensors(online)
+        with torch.no_grad():
+            torch._foreach_lerp_(self._lerped, lerped, 1.0 - self.decay)
+            for avg, value in zip(self._copied, copied, strict=True):
+                avg.copy_(value)
+
+    def _online_tensors(self, online: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """`online`'s floating and other state tensors, split as the averaged ones are.
+
+        Cached per module: its state tensors share storage with the parameters and buffers,
+        which training updates in place, and walking the module tree for a fresh
+        `state_dict` after every gradient step costs more than the lerp itself."""
+        if self._source is not None and self._source[0] is online:
+            return self._source[1], self._source[2]
         new = list(online.state_dict().values())
         if len(new) != len(self._floating):
             raise ValueError(f"averaging {len(self._floating)} tensors, the network has "
                              f"{len(new)}")
-        with torch.no_grad():
-            torch._foreach_lerp_(self._lerped, [t for t, f in zip(new, self._floating,
-                                                                  strict=True) if f],
-                                 1.0 - self.decay)
-            for avg, value in zip(self._copied, [t for t, f in zip(new, self._floating,
-                                                                   strict=True) if not f],
-                                  strict=True):
-                avg.copy_(value)
+        lerped = [t for t, f in zip(new, self._floating, strict=True) if f]
+        copied = [t for t, f in zip(new, self._floating, strict=True) if not f]
+        self._source = (online, lerped, copied)
+        return lerped, copied

@@ -7,7 +7,9 @@ fits the sum to its TD target as usual and, beside that, regresses `R` on the im
 reward, exactly as the myopic twin (gamma 0) regresses its whole network. `F` is then left
 to carry only what comes after this step. On a world where later rewards hardly depend on
 today's choice, the TD target's noise lands in `F` and the ranking by `R` (as good as the
-myopic twin's) survives; where they do depend, `F` adds it.
+myopic twin's) survives; where they do depend, `F` adds it. For two candidate networks
+the learner builds `liveq.nets.grouped.GroupedRewardFutureQNetwork` instead: the same sum,
+run as one network.
 """
 
 from __future__ import annotations
@@ -26,3 +28,19 @@ class RewardFutureQNetwork(nn.Module):
 
     def forward(self, obs: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
         return self.reward(obs) + self.future(obs)
+
+    def reward_q(self, obs: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
+        """R's Q-values (batch, n_actions)."""
+        return self.reward(obs)
+
+    def taken_parts(self, obs: torch.Tensor | dict[str, torch.Tensor],
+                    actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(R(s, a), F(s, a))` of each row's action, each (batch,): the learner's two losses
+        read both from this one pass (their sum is Q)."""
+        return self.reward.taken(obs, actions), self.future.taken(obs, actions)
+
+    def taken(self, obs: torch.Tensor | dict[str, torch.Tensor],
+              actions: torch.Tensor) -> torch.Tensor:
+        """`forward(obs)[i, actions[i]]`, shape (batch,)."""
+        reward, future = self.taken_parts(obs, actions)
+        return reward + future

@@ -83,6 +83,11 @@ class MLPQNetwork(nn.Module):
         features = F.relu(self.trunk(obs))  # (batch, hidden[-1])
         return dueling_q(self.value(features).squeeze(1), self.advantage(features))
 
+    def taken(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """`forward(obs)[i, actions[i]]`, shape (batch,): one output layer yields every
+        action's value at once, so this is the forward pass and a gather."""
+        return self(obs).gather(1, actions.unsqueeze(1)).squeeze(1)
+
 
 class CandidateQNetwork(nn.Module):
     """Item-conditioned Q-values: one shared head scores each candidate for the viewer;
@@ -104,6 +109,18 @@ class CandidateQNetwork(nn.Module):
             return scores
         return dueling_q(self.value(viewer_code).squeeze(1), scores, obs.get("mask"))
 
+    def taken(self, obs: dict[str, torch.Tensor], actions: torch.Tensor) -> torch.Tensor:
+        """`forward(obs)[i, actions[i]]`, shape (batch,), the head run on the chosen
+        candidate of each row only (a K-th of the work, forward and backward: a TD loss
+        reads one Q-value per row). Dueling reads every advantage for the mean, so it runs
+        the whole forward pass. Equal to the gather of `forward` up to float32 rounding."""
+        if self.value is not None:
+            return self(obs).gather(1, actions.unsqueeze(1)).squeeze(1)
+        viewer_code = self.viewer_encoder(obs["viewer"])  # (batch, hidden)
+        rows = torch.arange(len(actions))
+        chosen = obs["candidates"][rows, actions].unsqueeze(1)  # (batch, 1, cand_dim)
+        return self.candidate_scores(viewer_code, chosen).squeeze(1)
+
     def candidate_scores(self, viewer_code: torch.Tensor,
                          candidates: torch.Tensor) -> torch.Tensor:
         """The shared head on every (viewer, candidate) pair: (batch, K); candidates
@@ -113,9 +130,11 @@ class CandidateQNetwork(nn.Module):
         first, width = self.head[0], viewer_code.shape[1]
         from_viewer = F.linear(viewer_code, first.weight[:, :width], first.bias)  # (batch, h)
         from_candidates = F.linear(candidates, first.weight[:, width:])  # (batch, K, h)
-        hidden = from_candidates + from_viewer.unsqueeze(1)
+        # In place on fresh (batch, K, h) outputs, which no backward needs: the same values
+        # without allocating and streaming a second copy of the largest activation.
+        hidden = from_candidates.add_(from_viewer.unsqueeze(1))
         for layer in itertools.islice(self.head, 1, None):  # head[1:] would build a module
-            hidden = layer(hidden)
+            hidden = hidden.relu_() if isinstance(layer, nn.ReLU) else layer(hidden)
         return hidden.squeeze(-1)  # (batch, K)
 
 

@@ -24,6 +24,7 @@ from torch import nn
 
 from liveq.algos.dqn import GreedyQPolicy
 from liveq.nets.decomposed import RewardFutureQNetwork
+from liveq.nets.grouped import GroupedRewardFutureQNetwork
 from liveq.nets.q_networks import CandidateQNetwork
 from liveq.policies.base import Obs, action_mask
 
@@ -103,8 +104,9 @@ class NumpyRewardFutureQ:
         return self.reward(obs) + self.future(obs)
 
 
-NUMPY_FORWARD = {CandidateQNetwork: NumpyCandidateQ, RewardFutureQNetwork: NumpyRewardFutureQ}
-"""Network class -> its numpy forward (the demo config's DQN serves RewardFutureQNetwork)."""
+NUMPY_FORWARD = {CandidateQNetwork: NumpyCandidateQ, RewardFutureQNetwork: NumpyRewardFutureQ,
+                 GroupedRewardFutureQNetwork: lambda net: NumpyRewardFutureQ(net.unstacked())}
+"""Network class -> its numpy forward (the demo config's DQN serves the grouped R + F)."""
 
 
 def fast_scores(greedy) -> Scorer:
