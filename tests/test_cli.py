@@ -167,3 +167,20 @@ def test_train_and_eval_tabular_q_on_the_chain(tmp_path, capsys):
     assert "best eval return 17.000" in capsys.readouterr().out
     assert main(["eval", str(out), "--episodes", "4"]) == 0
     assert capsys.readouterr().out.splitlines()[2].split() == ["run", "17.0", "20.0"]
+
+
+def test_compare_scores_the_checkpoint_asked_for(tmp_path):
+    """`--checkpoint latest` scores each learner's final policy: with the run's best
+    checkpoint gone it still works, while the default (best) names the missing file."""
+    out = tmp_path / "runs"
+    args = ["compare", "--config", str(SMALL), "--agents", "dqn,popular", "--episodes", "64",
+            "--steps", "400", "--out", str(out), "--no-progress"]
+    assert main([*args, "--json", str(tmp_path / "best.json")]) == 0
+    (out / "dqn" / "checkpoints" / "best.pt").unlink()
+    assert main([*args, "--checkpoint", "latest", "--json", str(tmp_path / "latest.json")]) == 0
+    latest = json.loads((tmp_path / "latest.json").read_text())
+    evaluated = tmp_path / "eval.json"
+    assert main(["eval", str(out / "dqn"), "--checkpoint", "latest", "--episodes", "64",
+                 "--json", str(evaluated)]) == 0
+    assert latest["dqn"]["return"] == json.loads(evaluated.read_text())["dqn"]["return"]
+    assert main(args) == 2

@@ -186,7 +186,7 @@ def compare_command(args: argparse.Namespace) -> int:
     for name in names:
         env = _eval_env(config, args.episodes)
         if name in learners:
-            policy = load_greedy_policy(Path(args.out) / name, "best", env)
+            policy = load_greedy_policy(Path(args.out) / name, args.checkpoint, env)
             make = lambda _e, p=policy: p  # noqa: E731
         else:
             make = lambda e, n=name: table[n](e, args.seed)  # noqa: E731

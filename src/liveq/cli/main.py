@@ -58,6 +58,9 @@ def _add_compare(sub) -> None:
                         "reinforce) learn from; it joins the table")
     p.add_argument("--episodes", type=int, default=2000, help="sessions per agent")
     p.add_argument("--out", default="runs/compare", help="folder for the learners' runs")
+    p.add_argument("--checkpoint", choices=("best", "latest"), default="best",
+                   help="each learner's policy: the checkpoint its own evaluations chose "
+                        "(best) or the final one (latest)")
     p.add_argument("--seed", type=seed, default=12345, help="evaluation seed (shared)")
     p.add_argument("--steps", type=int, help="override train.total_env_steps")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
