@@ -79,6 +79,7 @@ def test_oracle_arm_changes_only_what_the_features_show():
     oracle = cold_start.arm_config(base, "off", "myopic", 0, 400, 0.0, cold_start.COLD_WORLD)
     a, b = plain.env.kwargs, oracle.env.kwargs
     assert a["topic_evidence"] == 100.0 and b["topic_evidence"] == 0.0
+    assert a["match_weight"] == 3.0 and a["new_streamer_rate"] == 0.01
     assert {k: v for k, v in a.items() if k != "topic_evidence"} == {
         k: v for k, v in b.items() if k != "topic_evidence"}
     envs = [LiveStreamVectorEnv(4, config=kw) for kw in (a, b)]

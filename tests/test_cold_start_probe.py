@@ -35,7 +35,7 @@ def test_feature_sets_differ_only_in_what_describes_the_topic():
     np.testing.assert_allclose(known["stats only"], known["oracle topic"], atol=1e-6)
     np.testing.assert_allclose(known["+ content"][:, :n_viewer_plus_row],
                                known["stats only"], atol=1e-6)
-    learnt = probe.collect({**WORLD, "topic_evidence": 1e6}, seed=2, n_envs=8, steps=30)
+    learnt = probe.collect({**WORLD, "topic_evidence": 1e9}, seed=2, n_envs=8, steps=30)
     start = n_viewer_plus_row - len(CANDIDATE_SCHEMA)  # the candidate row's first column
     match = slice(start, start + 2)
     assert np.abs(learnt["stats only"][:, match]).max() < 1e-3  # no topic learnt yet

@@ -44,11 +44,24 @@ ORACLE_ARM = "oracle topic"
 every streamer's TRUE topic (the run's `topic_evidence` set to 0, which changes only what
 the features show, never how the world plays). No learner sees it by default; it measures
 how much knowing newcomers' topics can be worth at all."""
-RUN_DIRS = {"stats only": "stats", "+ content": "content", ORACLE_ARM: "oracle"}
+TOPIC_ARM = "content -> topic"
+"""The arm (`--topic-arm`) whose text only fills in unlearnt topics (content mode
+`topic`: the ridge map into the topic-match columns, no content columns)."""
+EXTRA_ARMS = {TOPIC_ARM: "topic", ORACLE_ARM: "off"}
+RUN_DIRS = {"stats only": "stats", "+ content": "content", TOPIC_ARM: "topic",
+            ORACLE_ARM: "oracle"}
+LIFTS = {"+ content": "lift (paired)", TOPIC_ARM: "topic lift (paired)",
+         ORACLE_ARM: "oracle lift (paired)"}
+"""The name of each arm's paired difference from `stats only`."""
 WORLD = {"new_streamer_rate": 0.005, "invalid_action": "empty"}
 """The world both arms play: newcomers 2.5 times as common as in the demo world."""
-COLD_WORLD = {**WORLD, "new_streamer_rate": 0.01, "topic_evidence": 100.0}
-"""A platform with many newcomers whose topics are learnt slowly (`--world cold`)."""
+COLD_WORLD = {**WORLD, "new_streamer_rate": 0.01, "topic_evidence": 100.0,
+              "organic_impressions": 0.3, "match_weight": 3.0, "returning_share": 0.9}
+"""A small platform where newcomers matter (`--world cold`): newcomers 5 times as common
+as in the demo world (about 60% of candidates), topics learnt slowly from clicks, a tenth
+of the demo's outside traffic (so a newcomer's statistics stay thin longer), viewers who
+care twice as much about topic, and most of them returning with a profile (so a
+streamer's topic can be matched to someone's taste at all)."""
 WORLDS = {"newcomers": WORLD, "cold": COLD_WORLD}
 EVAL_SEED = 12345
 METRICS = ("newcomer_ctr", "newcomer_watch", "return", "newcomer_share",
@@ -118,7 +131,7 @@ def run_arm(base: dict[str, Any], arm: str, agent: str, seeds: list[int], steps:
             play_steps: tuple[int, int], out: Path, world: dict[str, Any],
             topic_evidence: float | None) -> dict[str, list[float]]:
     """Per-seed `play` results of one arm; runs reused from `out`."""
-    mode = "off" if arm == ORACLE_ARM else ARMS[arm]
+    mode = {**ARMS, **EXTRA_ARMS}[arm]
     if arm == ORACLE_ARM:
         topic_evidence = 0.0  # features from the true topic; the world plays the same
     per_seed: dict[str, list[float]] = {m: [] for m in (*METRICS, "newcomer_impressions")}
@@ -139,18 +152,18 @@ def run_arm(base: dict[str, Any], arm: str, agent: str, seeds: list[int], steps:
 
 def run_cold_start(config: str, agent: str, seeds: list[int], steps: int, eval_steps: int,
                    eval_envs: int, out: Path, topic_evidence: float | None = None,
-                   world: str = "newcomers", oracle: bool = False
+                   world: str = "newcomers", oracle: bool = False, topic_arm: bool = False
                    ) -> dict[str, dict[str, Any]]:
     """{arm: {metric: {"per_seed", "mean", "ci_low", "ci_high"}}} for `stats only`,
-    `+ content` (and `ORACLE_ARM` with `oracle`), and the same of the per-seed differences
-    from `stats only`: `lift (paired)` for content, `oracle lift (paired)` (seeds pair:
+    `+ content` (and `TOPIC_ARM` with `topic_arm`, `ORACLE_ARM` with `oracle`), and the
+    same of the per-seed differences from `stats only` (named in `LIFTS`; seeds pair:
     same world, same learner seed); runs reused from `out`."""
     base = load_yaml(config)
-    arms = [*ARMS, *([ORACLE_ARM] if oracle else [])]
+    arms = [*ARMS, *([TOPIC_ARM] if topic_arm else []), *([ORACLE_ARM] if oracle else [])]
     per_arm = {arm: run_arm(base, arm, agent, seeds, steps, (eval_steps, eval_envs), out,
                             WORLDS[world], topic_evidence) for arm in arms}
     results = {arm: summary(per_seed) for arm, per_seed in per_arm.items()}
-    for arm, name in (("+ content", "lift (paired)"), (ORACLE_ARM, "oracle lift (paired)")):
+    for arm, name in LIFTS.items():
         if arm in per_arm:
             results[name] = summary({m: list(np.subtract(per_arm[arm][m],
                                                          per_arm["stats only"][m]))
@@ -192,6 +205,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--world", default="newcomers", choices=tuple(WORLDS),
                    help="newcomers: WORLD; cold: COLD_WORLD (more newcomers, topics "
                         "learnt slowly)")
+    p.add_argument("--topic-arm", action="store_true",
+                   help=f"add the {TOPIC_ARM!r} arm (text fills in topics, no columns)")
     p.add_argument("--oracle", action="store_true",
                    help=f"add the {ORACLE_ARM!r} ceiling arm (features from true topics)")
     p.add_argument("--out", default="runs/cold_start")
@@ -201,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     results = run_cold_start(args.config, args.agent, seeds, args.steps, args.eval_steps,
                              args.eval_envs, Path(args.out), args.topic_evidence,
-                             args.world, args.oracle)
+                             args.world, args.oracle, args.topic_arm)
     print(table(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
