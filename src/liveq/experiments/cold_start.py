@@ -17,7 +17,13 @@ newcomer impression), watch minutes per newcomer impression and return per sessi
 the same of the per-seed differences (the arms of one seed share the world and the
 learner's seed, so they pair).
 
+Two more arms answer what the lift could be: `--oracle` adds `ORACLE_ARM`, features from
+every streamer's true topic (the ceiling no content map can pass), and `--topic-arm` adds
+`TOPIC_ARM`, where the text only fills in unlearnt topics (no content columns).
+`--world cold` plays `COLD_WORLD`, a platform where newcomers matter.
+
     python -m liveq.experiments.cold_start --seeds 0,1,2 --steps 30000
+    python -m liveq.experiments.cold_start --world cold --oracle --topic-arm --agent myopic
 """
 
 from __future__ import annotations
