@@ -231,3 +231,23 @@ def test_text_predicts_a_newcomers_unknown_topic(content):
         _, r_plain, *_ = plain.step(action)
         _, r_env, *_ = env.step(action)
         np.testing.assert_array_equal(r_plain, r_env)
+
+
+def test_topic_mode_fills_in_topics_without_content_columns(content):
+    """Content mode `topic` draws the same texts and fills in the same unlearnt topics as
+    mode text, but adds no content columns to the candidate rows."""
+    kw = {"topic_evidence": 30.0}
+    text, topic = world(content, 4, **kw), world({**content, "mode": "topic"}, 4, **kw)
+    off = world({"mode": "off"}, 4, **kw)
+    assert topic.single_observation_space["candidates"].shape[1] == len(CANDIDATE_SCHEMA)
+    for _ in range(10):
+        action = np.argmax(off.core.mask, axis=1)
+        obs_text, r_text, *_ = text.step(action)
+        obs_topic, r_topic, *_ = topic.step(action)
+        obs_off, r_off, *_ = off.step(action)
+        np.testing.assert_array_equal(r_topic, r_off)
+        np.testing.assert_array_equal(obs_topic["candidates"],
+                                      obs_text["candidates"][..., :len(CANDIDATE_SCHEMA)])
+    np.testing.assert_array_equal(topic.core.streamers.content_ids,
+                                  text.core.streamers.content_ids)
+    assert not np.allclose(topic.core.streamers.known_topic(), off.core.streamers.known_topic())

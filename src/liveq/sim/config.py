@@ -124,9 +124,11 @@ class ViewerTraits:
 class ContentConfig:
     """Titles and tags of streamers and the content features built from them (cold start)."""
 
-    mode: Literal["off", "text"] = "off"
+    mode: Literal["off", "text", "topic"] = "off"
     """off: no text; text: streamers get titles and tags (`liveq.sim.content`) and each
-    candidate row gains `dim` content columns (their sentence embedding, reduced)."""
+    candidate row gains `dim` content columns (their sentence embedding, reduced); topic:
+    the same texts, used only to fill in topics the platform has not learnt yet (with
+    topic_evidence > 0), and no content columns."""
     dim: int = 32
     """Content columns per candidate: principal axes kept of the sentence embeddings (the
     first few carry mostly the category, which topic match already shows; 32 keep most of
@@ -146,10 +148,14 @@ class ContentConfig:
         """Content columns each candidate row gains: `dim` with text on, else 0."""
         return self.dim if self.mode == "text" else 0
 
+    def has_text(self) -> bool:
+        """Whether streamers get titles and tags (mode text or topic)."""
+        return self.mode != "off"
+
     def validate(self) -> None:
         require_finite(self)
-        require(self.mode in ("off", "text"),
-                f"mode must be 'off' or 'text', got {self.mode!r}")
+        require(self.mode in ("off", "text", "topic"),
+                f"mode must be 'off', 'text' or 'topic', got {self.mode!r}")
         require(self.dim >= 1, f"dim must be at least 1, got {self.dim}")
         for name in ("noise", "cue"):
             value = getattr(self, name)

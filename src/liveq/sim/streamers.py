@@ -63,7 +63,7 @@ class Streamers:
         self.live = np.zeros(n, dtype=bool)
         self.minutes_live = np.zeros(n, dtype=np.int64)
         self.viewers = np.zeros(n, dtype=np.float32)
-        if cfg.content.mode == "text":
+        if cfg.content.has_text():
             self._init_content(rng)
         self.spawn(np.arange(n), rng, tick=BORN_LONG_AGO)
 
@@ -101,7 +101,7 @@ class Streamers:
         self.live_today[slots] = rng.random(m) < cfg.live_day_prob
         for stat in (self.impressions, self.clicks, self.watch_sum):
             stat[slots] = 0.0
-        if cfg.content.mode == "text":
+        if cfg.content.has_text():
             self._write_content(slots, bait, tick)
 
     def _write_content(self, slots: np.ndarray, bait: np.ndarray, tick: int) -> None:
@@ -196,14 +196,14 @@ class Streamers:
         """
         topics, stats = streamer_tables(self.record(tick),
                                         prior_strength=self.cfg.cold_start_prior)
-        if self.cfg.content.mode == "off":
+        if self.cfg.content.n_columns() == 0:
             return topics, stats
         content = np.zeros((len(stats), self.cfg.content.dim), np.float32)
         content[:-1] = self.content
         return topics, np.concatenate([stats, content], axis=1)
 
     def text(self, slot: int) -> tuple[str, tuple[str, ...]]:
-        """The title and tags of the streamer in `slot` (content mode text)."""
+        """The title and tags of the streamer in `slot` (content mode text or topic)."""
         return render(self.content_ids[slot])
 
     def state(self) -> dict[str, np.ndarray]:
