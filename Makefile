@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/liveq compare --config livestream_default --out runs/demo --episodes 2000 --json runs/demo/compare.json
+	$(BIN)/liveq compare --config livestream_default --out runs/demo --episodes 2000 --checkpoint latest --json runs/demo/compare.json
 
 test: $(STAMP)
 	$(BIN)/pytest -q --timeout=900
