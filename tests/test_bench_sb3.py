@@ -12,7 +12,7 @@ from liveq.cli.main import main
 from liveq.core.errors import ConfigError
 from liveq.experiments.bench import liveq_run_config
 from liveq.experiments.bench_fair import LEARNERS, _ratios, fair_sizes, reach
-from liveq.experiments.bench_sb3 import build_sb3, sb3_like_kwargs
+from liveq.experiments.bench_sb3 import build_sb3, config_unmatched, sb3_like_kwargs
 
 
 @pytest.fixture(scope="module")
@@ -70,14 +70,25 @@ def test_like_for_like_follows_a_changed_config(demo):
     model.get_env().close()
 
 
-@pytest.mark.parametrize(("change", "match"), [
-    ({"train_freq": 100}, "not a multiple of env.n_envs"),
-    ({"dueling": True}, "no dueling head"),
-    ({"n_step": 3}, "one-step targets"),
-])
-def test_like_for_like_refuses_what_sb3_cannot_run(demo, change, match):
-    with pytest.raises(ConfigError, match=match):
-        sb3_like_kwargs(dataclasses.replace(demo.agent.dqn, **change), demo.env.n_envs)
+def test_like_for_like_refuses_a_rate_sb3_cannot_train_at(demo):
+    with pytest.raises(ConfigError, match="not a multiple of env.n_envs"):
+        sb3_like_kwargs(dataclasses.replace(demo.agent.dqn, train_freq=100), demo.env.n_envs)
+
+
+def test_like_for_like_names_what_sb3_runs_without(demo):
+    """SB3 has no n-step targets, reward head, weight average, dueling head, priorities or
+    squared loss: the like-for-like run goes without them and the report says which."""
+    plain = dataclasses.replace(demo.agent.dqn, n_step=1, reward_head=False,
+                                policy_average=0.0, dueling=False, prioritized=False,
+                                huber=True)
+    assert config_unmatched(plain) == []
+    every = dataclasses.replace(plain, n_step=3, reward_head=True, policy_average=0.999,
+                                dueling=True, prioritized=True, huber=False)
+    names = [line.split(":")[0] for line in config_unmatched(every)]
+    assert names == ["n_step", "reward_head", "policy_average", "dueling", "prioritized",
+                     "loss"]
+    assert sb3_like_kwargs(every, demo.env.n_envs) == sb3_like_kwargs(plain, demo.env.n_envs)
+    assert "sum 3 rewards" in config_unmatched(demo.agent.dqn)[0]
 
 
 def test_reach_is_the_first_evaluation_at_or_above_the_threshold():

@@ -63,14 +63,12 @@ def sb3_like_kwargs(dqn: Any, n_envs: int) -> dict[str, Any]:
 
     liveq's `train_freq` must be a whole number of vector steps (as it is in every shipped
     config); its target copy every `target_update_interval` gradient steps becomes the env
-    steps those gradient steps take.
+    steps those gradient steps take. What SB3's DQN has no setting for (n-step targets, the
+    reward head, ...) it runs without; `config_unmatched` names those for the report.
     """
     if dqn.train_freq % n_envs:
         raise ConfigError(f"agent.dqn.train_freq {dqn.train_freq} is not a multiple of "
                           f"env.n_envs {n_envs}: SB3 cannot train at that rate")
-    if not dqn.huber or dqn.dueling or dqn.n_step != 1 or dqn.prioritized:
-        raise ConfigError("SB3's DQN has only the Huber loss, one-step targets, uniform "
-                          "replay and no dueling head; this DQN config uses another")
     return {
         "batch_size": dqn.batch_size, "learning_rate": dqn.lr, "gamma": dqn.gamma,
         "buffer_size": dqn.buffer_size, "learning_starts": dqn.learning_starts,
@@ -84,6 +82,25 @@ def sb3_like_kwargs(dqn: Any, n_envs: int) -> dict[str, Any]:
         "exploration_fraction": dqn.epsilon_fraction,
         "policy_kwargs": {"net_arch": list(dqn.hidden_sizes)},
     }
+
+
+def config_unmatched(dqn: Any) -> list[str]:
+    """The settings of liveq's `DQNConfig` that SB3's DQN cannot take, as report lines: the
+    like-for-like SB3 run goes without them (one-step Huber targets, uniform replay, one
+    plain Q-network, its online weights)."""
+    items = [
+        (dqn.n_step != 1, f"n_step: liveq's targets sum {dqn.n_step} rewards before "
+                          "bootstrapping; SB3's bootstrap after one"),
+        (dqn.reward_head, "reward_head: liveq's Q is an immediate-reward part regressed on "
+                          "the reward plus a future part; SB3 fits one Q"),
+        (dqn.policy_average > 0, f"policy_average: liveq's greedy policy uses an average "
+                                 f"of its weights (rate {dqn.policy_average}); SB3's its "
+                                 "online weights"),
+        (dqn.dueling, "dueling: liveq's Q has a dueling head; SB3's has none"),
+        (dqn.prioritized, "prioritized: liveq replays by priority; SB3 uniformly"),
+        (not dqn.huber, "loss: liveq's squared error; SB3's Huber"),
+    ]
+    return [text for differs, text in items if differs]
 
 
 def build_sb3(kwargs: dict[str, Any], env_kwargs: dict[str, Any], seed: int,
